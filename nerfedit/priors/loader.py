@@ -1,0 +1,124 @@
+"""Load a Stable-Diffusion-format prior by shortcut, hub id or local folder — and fail early and clearly offline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from nerfedit.errors import UserError
+from nerfedit.priors.prior import DiffusionPrior
+
+TOY_PRIOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "toy"
+
+PRIOR_SHORTCUTS = {
+    "toy": str(TOY_PRIOR_DIR),
+    "sd14": "CompVis/stable-diffusion-v1-4",
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sd21b": "stabilityai/stable-diffusion-2-1-base",
+}
+"""Named priors. `toy` is the embedded prior shipped in the package; the others are hub ids."""
+
+COMPONENT_FILES = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*"]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class PriorUnavailable(UserError):
+    """The prior's weights can't be had here (not cached, not downloadable, not a folder)."""
+
+
+def resolve_prior(name: str) -> str:
+    """A shortcut, an existing local folder or a hub id `org/name` → what `from_pretrained` takes."""
+    if name in PRIOR_SHORTCUTS:
+        return PRIOR_SHORTCUTS[name]
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        return name
+    raise PriorUnavailable(
+        f"unknown prior '{name}': use one of {', '.join(PRIOR_SHORTCUTS)}, a hub id like "
+        "'org/model' or a local diffusers folder"
+    )
+
+
+def _unavailable(name: str, source: str, reason: str) -> PriorUnavailable:
+    return PriorUnavailable(
+        f"prior '{name}' ({source}) is not available on this machine and cannot be downloaded ({reason}). "
+        f"Download it where there is network (huggingface-cli download {source} --local-dir DIR) and pass "
+        f"--prior DIR, or use --prior toy, the embedded prior that runs offline."
+    )
+
+
+def _local_folder(name: str, source: str) -> Path:
+    """The folder holding the prior: the given one, the hub cache, or (when online) a fresh download."""
+    if Path(source).is_dir():
+        if not (Path(source) / "unet").is_dir():
+            raise PriorUnavailable(f"prior folder '{source}' is not in diffusers layout (no unet/ subfolder)")
+        return Path(source)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source, allow_patterns=COMPONENT_FILES, local_files_only=True))
+    except Exception:  # not in the cache: try the hub unless told to stay offline
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise _unavailable(name, source, "HF_HUB_OFFLINE is set and it is not in the local cache")
+    try:
+        return Path(snapshot_download(source, allow_patterns=COMPONENT_FILES))
+    except Exception as error:
+        raise _unavailable(name, source, type(error).__name__) from None
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (what the reference code uses), fp32 on CPU (fp16 kernels are slow or missing there)."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def load_prior(
+    name: str = "toy",
+    device: Union[str, torch.device, None] = None,
+    dtype: Union[str, torch.dtype, None] = None,
+) -> DiffusionPrior:
+    """Load a latent diffusion prior through diffusers' `from_pretrained`, component by component.
+
+    Args:
+        name: `toy`, `sd14`, `sd15`, `sd21b`, a hub id or a local folder in diffusers layout.
+        device: where the networks run; default CUDA if available, else CPU.
+        dtype: "fp32" | "fp16" | "bf16" or a torch dtype; default fp16 on CUDA, fp32 on CPU.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise UserError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+        dtype = DTYPES[dtype]
+    dtype = dtype or default_dtype(device)
+
+    source = resolve_prior(name)
+    folder = _local_folder(name, source)
+    try:
+        scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
+        tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise PriorUnavailable(f"prior '{name}' at {folder} could not be loaded: {error}") from None
+
+    downsampling = 2 ** (len(vae.config.block_out_channels) - 1)
+    return DiffusionPrior(
+        vae=vae.to(device),
+        text_encoder=text_encoder.to(device),
+        tokenizer=tokenizer,
+        unet=unet.to(device),
+        alphas_cumprod=scheduler.alphas_cumprod.float().to(device),
+        prediction_type=scheduler.config.prediction_type,
+        name=name,
+        resolution=int(unet.config.sample_size) * downsampling,
+        device=device,
+        dtype=dtype,
+    )
