@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Optional, Union
@@ -104,8 +105,10 @@ def load_prior(
         scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=dtype)
-        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype)
-        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype)
+        # Without `accelerate` diffusers falls back to low_cpu_mem_usage=False anyway, with a warning per model.
+        low_cpu = {} if importlib.util.find_spec("accelerate") else {"low_cpu_mem_usage": False}
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", torch_dtype=dtype, **low_cpu)
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **low_cpu)
     except (OSError, ValueError) as error:
         raise PriorUnavailable(f"prior '{name}' at {folder} could not be loaded: {error}") from None
 
