@@ -1,0 +1,167 @@
+"""`ns-train nerfedit-generate`: text-to-3D with SDS, LMC-SDS, SDS-Bridge or NFSD (MethodSpecification, entry point).
+
+    ns-train nerfedit-generate --pipeline.prompt "a red cube on a wooden floor"                    # LMC-SDS, toy prior
+    ns-train nerfedit-generate --pipeline.prompt "…" --pipeline.loss.name sds                       # DreamFusion's SDS
+    ns-train nerfedit-generate --pipeline.prompt "…" --pipeline.loss.name bridge                    # SDS-Bridge
+    ns-train nerfedit-generate --pipeline.prompt "…" --pipeline.loss.fixed-eps True --machine.seed 3  # diverse LMC-SDS
+
+The defaults are sized for the embedded toy prior on a CPU (400 steps of 32² renders, upsampled to the prior's
+64²; a small generfacto field; the toy world's camera ranges; ~0.3 s per step on one core). For Stable Diffusion
+pass e.g. `--pipeline.prior sd21b --pipeline.datamanager.train-resolution 64 --max-num-iterations 10000` (64²
+renders upsampled to the prior's 512², as DreamFusion and threestudio do).
+Bad input — an empty prompt, `--data`, a loss that needs a source image or is unknown, an unavailable prior
+or LMC-SDS corrective — is one line (`nerfedit-generate: error: …`, exit code 2) before anything is written.
+The run folder is nerfstudio's (config.yml, nerfstudio_models/), so ns-render, ns-viewer and ns-export work on it,
+plus turntable.mp4 (and a PNG strip of it) written at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Type
+
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from nerfedit.errors import UserError, exit_with
+from nerfedit.nerf.generate_model import GenerateModelConfig
+from nerfedit.nerf.generate_pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
+from nerfedit.nerf.method_configs import DEFAULT_DEVICE
+from nerfedit.nerf.validate import check_prior
+
+
+def check_no_data(config: TrainerConfig) -> None:
+    """Text-to-3D has no input images."""
+    data = config.data or config.pipeline.datamanager.data
+    if data is not None:
+        raise UserError(f"nerfedit-generate makes a scene from text alone and takes no --data (got {data}); drop it")
+
+
+def validate(config: "GenerateTrainerConfig") -> None:
+    """Every check that can fail before training (raises `UserError`); fills the run-length-dependent defaults."""
+    pipeline = config.pipeline
+    check_no_data(config)
+    if config.prompt:  # ns-train's --prompt alias (it writes generfacto's model prompt): same as --pipeline.prompt
+        pipeline.prompt = config.prompt
+    if not pipeline.prompt.strip():
+        raise UserError('empty prompt: pass --pipeline.prompt "what to generate", e.g. "a red cube on a wooden floor"')
+    pipeline.loss = resolve_loss(pipeline.loss, config.max_num_iterations)
+    if pipeline.loss.fixed_eps and pipeline.loss.name != "lmc":
+        raise UserError(f"--pipeline.loss.fixed-eps is LMC-SDS's option (--pipeline.loss.name lmc), not {pipeline.loss.name}'s")
+    if config.max_num_iterations <= 0:
+        raise UserError(f"--max-num-iterations must be positive, not {config.max_num_iterations}")
+    if pipeline.datamanager.train_resolution <= 0:
+        raise UserError(f"--pipeline.datamanager.train-resolution must be positive, not {pipeline.datamanager.train_resolution}")
+    check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+
+
+def slug(prompt: str) -> str:
+    """A folder name for a prompt: "a red cube, on wood" → "a-red-cube-on-wood" (at most 60 characters)."""
+    return re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:60].rstrip("-") or "unnamed"
+
+
+@dataclass
+class GenerateTrainerConfig(TrainerConfig):
+    """nerfstudio's TrainerConfig; bad input stops ns-train with one line before it prints or writes anything."""
+
+    _target: Type = field(default_factory=lambda: GenerateTrainer)
+    """target class to instantiate"""
+
+    def __post_init__(self) -> None:
+        # ns-train moves --data into the datamanager with a log line before any other hook runs: refuse it here,
+        # when the command line is parsed (a config loaded from YAML does not pass through __init__).
+        try:
+            check_no_data(self)
+        except UserError as error:
+            exit_with(error, PROG)
+
+    def set_experiment_name(self) -> None:
+        """Runs are filed under the prompt (outputs/a-red-cube-on-a-wooden-floor/nerfedit-generate/<time>)."""
+        if self.experiment_name is None:
+            self.experiment_name = slug(self.prompt or self.pipeline.prompt)
+
+    def print_to_terminal(self) -> None:
+        """ns-train prints, then saves the config: validate first, so bad input leaves no run folder behind."""
+        try:
+            validate(self)
+        except UserError as error:
+            exit_with(error, PROG)
+        super().print_to_terminal()
+
+
+class GenerateTrainer(Trainer):
+    """nerfstudio's Trainer; a bad input or an unloadable prior/corrective is one line, before training."""
+
+    config: GenerateTrainerConfig
+
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        try:
+            validate(self.config)
+            super().setup(test_mode)
+        except UserError as error:
+            exit_with(error, PROG)
+
+
+def nerfedit_generate_config() -> GenerateTrainerConfig:
+    """Toy-sized text-to-3D on a CPU: 32² renders of a small generfacto field, LMC-SDS from the toy prior."""
+    max_steps = 400
+    return GenerateTrainerConfig(
+        method_name="nerfedit-generate",
+        steps_per_eval_batch=0,
+        steps_per_eval_image=0,
+        steps_per_eval_all_images=0,
+        steps_per_save=200,
+        max_num_iterations=max_steps,
+        mixed_precision=DEFAULT_DEVICE == "cuda",
+        machine=MachineConfig(device_type=DEFAULT_DEVICE),
+        pipeline=GeneratePipelineConfig(
+            datamanager=toy_datamanager(),
+            model=GenerateModelConfig(
+                eval_num_rays_per_chunk=1 << 14,
+                distortion_loss_mult=1.0,
+                interlevel_loss_mult=100.0,
+                sphere_collider=True,
+                initialize_density=False,  # the log-density bias below is the start-up blob (threestudio's)
+                density_bias_scale=10.0,
+                density_bias_radius=0.5,
+                random_background=True,
+                proposal_warmup=200,
+                proposal_update_every=0,
+                proposal_weights_anneal_max_num_iters=200,
+                start_lambertian_training=150,
+                start_normals_training=300,
+                orientation_loss_mult_range=(0, max_steps),
+                opacity_loss_mult=0.001,
+                positional_prompting="discrete",
+            ),
+            prompt="",
+            loss=GenerateLossConfig(name="lmc"),
+            prior="toy",
+        ),
+        optimizers={
+            "proposal_networks": {
+                "optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-3, max_steps=max_steps),
+            },
+            "fields": {
+                "optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-3, max_steps=max_steps),
+            },
+            "background": {
+                "optimizer": AdamOptimizerConfig(lr=1e-3, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=max_steps),
+            },
+        },
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
+        vis="viewer",
+    )
+
+
+nerfedit_generate_method = MethodSpecification(
+    config=nerfedit_generate_config(),
+    description="Text-to-3D by score distillation (LMC-SDS by default; SDS, SDS-Bridge, NFSD) on a generfacto field.",
+)

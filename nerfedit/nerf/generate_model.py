@@ -1,0 +1,188 @@
+"""The text-to-3D model: nerfstudio's generfacto, distilled from our prior by the pipeline instead of its own guidance.
+
+generfacto (nerfstudio 1.1.5, `nerfstudio/models/generfacto.py`) already has what DreamFusion-style generation
+needs — a hash-grid field with a direction-only background MLP, proposal sampling inside a sphere, the density
+blob at the start (tapered off), albedo renders that turn into Lambertian-shaded ones (random light) after
+`start_lambertian_training`, random solid backgrounds, the opacity / orientation / distortion / interlevel
+regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep all of it and change three things:
+
+1. No guidance inside the model. generfacto builds `StableDiffusion` / `DeepFloyd` (hub downloads) in
+   `populate_modules` and computes its SDS in `get_loss_dict`. Here `get_loss_dict` returns generfacto's
+   regularisers only; the pipeline renders, VAE-encodes and asks nerfedit's loss core (`generate_pipeline.py`).
+2. View prompts are strings. generfacto's `PositionalTextEmbeddings` picks the embedding of the camera's view
+   ("…, front view" / side / back / overhead) from a diffusion model's `get_text_embeds`; we hand it
+   `PromptsAsEmbeddings`, whose "embedding" of a prompt is the prompt itself, so the very same selection code
+   returns the view's prompt string — which the loss core encodes (and caches). Only its `discrete` and `off`
+   modes select (the `interpolated` one averages embeddings, which strings cannot do).
+3. The field's size is configurable. generfacto hard-codes a 16-level, 2^19-entry hash grid (~17 M parameters),
+   far too slow without tiny-cuda-nn; the defaults here are a small grid: a 32² step takes ~0.4 s of one CPU
+   core (a 64² one ~1.5 s). (generfacto's own field is built first by its `populate_modules` and replaced at once.)
+4. An optional density bias in log space, threestudio's "blob_magic3d" for DreamFusion: the field's raw density
+   gets + s·(1 − r/R) (`density_bias_scale` s, `density_bias_radius` R), a solid ball to carve from and empty
+   space around it, for good. generfacto's own blob (`initialize_density`) adds ≤ 1 to the density and tapers
+   off; on top of a fresh field's density ≈ 1 everywhere, that starts in fog, which short runs clear by
+   emptying the scene and painting the prompt on the background. The background MLP has its own parameter
+   group ("background"), so it can learn slower than the object (threestudio: 10×).
+
+Known generfacto behaviour we keep: its normals are density gradients taken without `create_graph`, so the
+orientation loss only logs and Lambertian shading moves colour and opacity, not normals directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type
+
+import torch
+import tyro
+from torch import Tensor, nn
+from torch.nn import Parameter
+
+from nerfstudio.fields.generfacto_field import GenerfactoField
+from nerfstudio.generative.positional_text_embeddings import PositionalTextEmbeddings
+from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
+from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
+from nerfstudio.utils.external import TCNN_EXISTS
+
+VIEW_SUFFIX_FIELDS = ("top_prompt", "side_prompt", "back_prompt", "front_prompt")
+"""generfacto's view-dependent prompt suffixes (config field names), in `PositionalTextEmbeddings`' order."""
+
+
+class PromptsAsEmbeddings:
+    """Stands in for generfacto's diffusion model in `PositionalTextEmbeddings`: a prompt's "embedding" is itself."""
+
+    device = torch.device("cpu")
+
+    @staticmethod
+    def get_text_embeds(prompt: str, negative_prompt: str) -> str:
+        return prompt
+
+
+class DensityBias(nn.Module):
+    """Wraps a field's `mlp_base` (normalised positions in [0, 1]³ → raw density, features) and adds
+    s·(1 − r/R) to the raw (log-space) density, r the distance from the scene box's centre in world units."""
+
+    def __init__(self, mlp_base: nn.Module, aabb: Tensor, scale: float, radius: float) -> None:
+        super().__init__()
+        self.mlp_base = mlp_base
+        self.register_buffer("aabb", aabb.detach().clone(), persistent=False)
+        self.scale, self.radius = scale, radius
+
+    def forward(self, positions: Tensor) -> Tensor:
+        out = self.mlp_base(positions)
+        world = positions * (self.aabb[1] - self.aabb[0]) + self.aabb[0]
+        r = (world - self.aabb.mean(dim=0)).norm(dim=-1, keepdim=True)
+        bias = self.scale * (1 - r / self.radius)
+        return torch.cat([out[..., :1] + bias.to(out), out[..., 1:]], dim=-1)
+
+
+@dataclass
+class GenerateModelConfig(GenerfactoModelConfig):
+    """generfacto with a configurable (small by default) field; the guidance is the pipeline's loss core."""
+
+    _target: Type = field(default_factory=lambda: GenerateModel)
+    """target class to instantiate"""
+    implementation: Literal["tcnn", "torch"] = field(default_factory=lambda: "tcnn" if TCNN_EXISTS else "torch")
+    """Hash grids and MLPs: tiny-cuda-nn when it is installed, plain torch otherwise."""
+    num_levels: int = 8
+    """Levels of the field's hash grid (generfacto: 16)."""
+    log2_hashmap_size: int = 15
+    """log2 of each level's hash-table size (generfacto: 19)."""
+    max_res: int = 128
+    """Finest resolution of the field's hash grid (generfacto: 256)."""
+    hidden_dim: int = 32
+    """Width of the density MLP (generfacto: 64)."""
+    hidden_dim_color: int = 32
+    """Width of the colour MLP (generfacto: 64)."""
+    num_proposal_samples_per_ray: Tuple[int, ...] = (64, 32)
+    """Samples per ray of each proposal network (generfacto: 256, 96)."""
+    num_nerf_samples_per_ray: int = 32
+    """Samples per ray of the field (generfacto: 48)."""
+    proposal_net_args_list: List[Dict] = field(
+        default_factory=lambda: [
+            {"hidden_dim": 16, "log2_hashmap_size": 15, "num_levels": 5, "max_res": 64},
+            {"hidden_dim": 16, "log2_hashmap_size": 15, "num_levels": 5, "max_res": 128},
+        ]
+    )
+    """Arguments of the proposal density fields (generfacto: 2^17 tables, max res 128 and 256)."""
+    density_bias_scale: float = 0.0
+    """s of the log-density bias s·(1 − r/R) (threestudio's DreamFusion: 10; 0: none, generfacto's blob only)."""
+    density_bias_radius: float = 0.5
+    """R of the log-density bias, in world units (threestudio: 0.5): the radius of the initial solid ball."""
+    positional_prompting: Literal["discrete", "off"] = "discrete"
+    """View-dependent prompting: the suffix of the camera's view (front/side/back/overhead) or none."""
+    # generfacto's guidance settings: unused here (the pipeline's --pipeline.prompt, --pipeline.loss, --pipeline.prior).
+    prompt: tyro.conf.Suppress[str] = ""
+    diffusion_model: tyro.conf.Suppress[Optional[str]] = None
+    guidance_scale: tyro.conf.Suppress[float] = 0.0
+    diffusion_device: tyro.conf.Suppress[Optional[str]] = None
+    sd_version: tyro.conf.Suppress[str] = ""
+    location_based_prompting: tyro.conf.Suppress[bool] = True
+    interpolated_prompting: tyro.conf.Suppress[bool] = False
+
+
+class GenerateModel(GenerfactoModel):
+    """generfacto whose guidance lives in the pipeline; `view_prompt` picks each camera's prompt."""
+
+    config: GenerateModelConfig
+
+    def populate_modules(self) -> None:
+        # generfacto's populate_modules builds no diffusion model for `diffusion_model=None` and hands this
+        # stand-in to its PositionalTextEmbeddings.
+        self._diffusion_model = PromptsAsEmbeddings()
+        super().populate_modules()
+        self.field = GenerfactoField(
+            self.scene_box.aabb,
+            hidden_dim=self.config.hidden_dim,
+            num_levels=self.config.num_levels,
+            max_res=self.config.max_res,
+            log2_hashmap_size=self.config.log2_hashmap_size,
+            hidden_dim_color=self.config.hidden_dim_color,
+            implementation=self.config.implementation,
+        )
+        if self.config.density_bias_scale:
+            self.field.mlp_base = DensityBias(
+                self.field.mlp_base, self.scene_box.aabb, self.config.density_bias_scale, self.config.density_bias_radius
+            )
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        """generfacto's groups, with the background MLP in a group of its own ("background")."""
+        background = list(self.field.mlp_background_color.parameters())
+        ids = {id(p) for p in background}
+        return {
+            "proposal_networks": list(self.proposal_networks.parameters()),
+            "fields": [p for p in self.field.parameters() if id(p) not in ids],
+            "background": background,
+        }
+
+    # ---- prompts ------------------------------------------------------------------------------
+    def set_prompt(self, prompt: str, suffixes: Optional[Dict[str, str]] = None) -> None:
+        """Prompt every view with `prompt` + its view suffix; `suffixes` overrides the config's (e.g. "" to drop one)."""
+        suffixes = {name: getattr(self.config, name) for name in VIEW_SUFFIX_FIELDS} | dict(suffixes or {})
+        self.prompt = self.cur_prompt = prompt  # generfacto's own fields, kept in step
+        self.text_embeddings.update_prompt(
+            base_prompt=prompt,
+            **{name: prompt + suffixes[name] for name in VIEW_SUFFIX_FIELDS},
+        )
+
+    def view_prompt(self, batch: Dict[str, torch.Tensor]) -> str:
+        """The prompt of the camera of `batch` (its "vertical"/"central" angles in degrees, as generfacto's)."""
+        selector: PositionalTextEmbeddings = self.text_embeddings
+        return selector.get_text_embedding(vertical_angle=batch["vertical"], horizontal_angle=batch["central"])
+
+    # ---- losses -------------------------------------------------------------------------------
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
+        """generfacto's regularisers (its `get_loss_dict` minus the SDS term, which the pipeline adds)."""
+        loss_dict: Dict[str, torch.Tensor] = {}
+        if self.train_normals:
+            loss_dict["orientation_loss"] = self.orientation_loss_mult * outputs["rendered_orientation_loss"].mean()
+        if self.config.opacity_penalty:
+            loss_dict["opacity_loss"] = self.config.opacity_loss_mult * outputs["opacity_loss"].mean()
+        if self.training:
+            loss_dict["distortion_loss"] = self.config.distortion_loss_mult * distortion_loss(
+                outputs["weights_list"], outputs["ray_samples_list"]
+            )
+            loss_dict["interlevel_loss"] = self.config.interlevel_loss_mult * interlevel_loss(
+                outputs["weights_list"], outputs["ray_samples_list"]
+            )
+        return loss_dict

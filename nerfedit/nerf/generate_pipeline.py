@@ -1,0 +1,311 @@
+"""GeneratePipeline: text-to-3D by score distillation. Thin: render, encode, ask the loss core, return a loss dict.
+
+Each step (DreamFusion's loop, on generfacto's parts):
+
+    camera   a random orbit camera (nerfstudio's RandomCamerasDataManager: azimuth range warmed up over
+             `horizontal_rotation_warmup` steps, elevation/distance/focal ranges from the config)
+    render   the whole image (`GenerateModel`, i.e. generfacto: albedo, later sometimes Lambertian-shaded,
+             over its background MLP or a random colour) at the datamanager's `train_resolution`
+    encode   resized to the prior's resolution and VAE-encoded (differentiable)
+    loss     the loss core (`nerfedit.losses`): SDS, LMC-SDS (default), SDS-Bridge or NFSD, prompted with the
+             camera's view prompt ("…, front view"); its surrogate joins generfacto's regularisers
+
+The 3D defaults where the papers' 2D ones differ (`GENERATE_DEFAULTS`): LMC-SDS at ω = 20 with DreamFusion's
+w(t) = 1 − ᾱ_t (its DreamFusion runs), SDS-Bridge at CFG 100 with stage 2 from 80 % of the run (its 3D
+schedule: 20 000 of 25 000), and the gradient injected unscaled, as threestudio and generfacto do (grad_scale 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Type
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import tyro
+
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+from nerfstudio.viewer.viewer_elements import ViewerText
+
+from nerfedit.errors import UserError
+from nerfedit.losses.base import DistillationConfig
+from nerfedit.nerf.generate_datamanager import GenerateDataManagerConfig
+from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
+
+PROG = "nerfedit-generate"
+GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
+"""Losses that need no source image (DDS and CDS contrast against one: they edit, they don't generate)."""
+
+GENERATE_DEFAULTS: Dict[str, Dict[str, object]] = {
+    # threestudio / generfacto back-propagate ∂L/∂z = w(t)·(ε̂ − ε) unscaled; the DDS code's ×2000/64² (the loss
+    # core's 2D default for SDS) is a step size for SGD on a latent, not for Adam on a field.
+    "sds": dict(grad_scale=1.0),
+    # LMC-SDS, Sec. 5.3 and Figs. 8, 9, 14: its DreamFusion comparisons (LMC-SDS and SDS alike) use ω = 20; and
+    # "w(t) = 1 … The only exceptions are the DreamFusion experiments, where we use the original hyper-parameters"
+    # (Suppl. A): DreamFusion's w(t) = 1 − ᾱ_t.
+    "lmc": dict(guidance_scale=20.0, weighting="sds"),
+    # SDS-Bridge's 3D runs (its threestudio configs): CFG 100 (threestudio's form, ours + 1: negligible).
+    "bridge": dict(guidance_scale=100.0),
+    "nfsd": dict(),
+}
+"""Text-to-3D defaults that differ from the loss core's (2D) paper defaults; every other unset field keeps those."""
+BRIDGE_SWITCH_FRACTION = 0.8
+"""SDS-Bridge's stage 2 starts at this fraction of the run (official 3D schedule: step 20 000 of 25 000)."""
+
+
+def vertical_rotation_range(elevation_deg: Tuple[float, float]) -> Tuple[float, float]:
+    """`RandomCamerasDataManagerConfig.vertical_rotation_range` for cameras between these elevations (degrees).
+
+    `random_train_pose` draws the polar angle θ (0 = overhead) as arccos(1 − 2u) with u uniform in
+    [(a + 90)/180, (b + 90)/180] for the range (a, b): uniform on the sphere's area. So elevation e ↔ θ = 90° − e ↔
+    a = 90·(1 − cos θ) − 90 = −90·sin(e).
+    """
+    low, high = sorted(elevation_deg)
+    return (-90.0 * math.sin(math.radians(high)), -90.0 * math.sin(math.radians(low)))
+
+
+@dataclass
+class GenerateLossConfig(DistillationConfig):
+    """The loss core's settings (`nerfedit.losses.DistillationConfig`); `None` = the 3D default, else the paper's."""
+
+    name: str = "lmc"
+    """Which loss: lmc (LMC-SDS) | sds | bridge (SDS-Bridge) | nfsd. dds and cds need a source image: not here."""
+    bridge_switch_step: Optional[int] = None
+    """SDS-Bridge: the step stage 2 starts at. None: 80 % of --max-num-iterations (its 3D schedule)."""
+    # CDS' PatchNCE settings: no CDS in text-to-3D.
+    patchnce_weight: tyro.conf.Suppress[Optional[float]] = None
+    patch_sizes: tyro.conf.Suppress[Tuple[int, ...]] = (1, 2)
+    num_patches: tyro.conf.Suppress[int] = 256
+    nce_temperature: tyro.conf.Suppress[float] = 0.07
+
+
+def check_loss_name(name: str) -> None:
+    """`name` is a loss that generates from text alone."""
+    if name in ("dds", "cds"):
+        raise UserError(
+            f"loss '{name}' contrasts an edit against a source image and cannot generate from text; "
+            f"use one of {', '.join(GENERATE_LOSSES)} (--pipeline.loss.name), or ns-train nerfedit to edit a scene"
+        )
+    if name not in GENERATE_LOSSES:
+        raise UserError(f"unknown loss '{name}': use one of {', '.join(GENERATE_LOSSES)} (--pipeline.loss.name)")
+
+
+def resolve_loss(loss: GenerateLossConfig, max_num_iterations: Optional[int] = None) -> GenerateLossConfig:
+    """`loss` with the text-to-3D defaults filled in where unset, and SDS-Bridge's switch step placed at
+    `BRIDGE_SWITCH_FRACTION` of a run of `max_num_iterations` steps (or DistillationConfig's default without one)."""
+    check_loss_name(loss.name)
+    unset = {key: value for key, value in GENERATE_DEFAULTS[loss.name].items() if getattr(loss, key) is None}
+    if loss.bridge_switch_step is None:
+        unset["bridge_switch_step"] = (
+            round(BRIDGE_SWITCH_FRACTION * max_num_iterations) if max_num_iterations else DistillationConfig.bridge_switch_step
+        )
+    return replace(loss, **unset)
+
+
+def encode_renders(prior, images: torch.Tensor) -> torch.Tensor:
+    """Renders [B, 3, H, W] in [0, 1] → the prior's latents (differentiable): resized (bilinear) to the prior's
+    resolution, encoded in the prior's own precision outside any autocast."""
+    if images.shape[-2:] != (prior.resolution, prior.resolution):
+        images = F.interpolate(images, size=(prior.resolution, prior.resolution), mode="bilinear", align_corners=False)
+    with torch.autocast(device_type=prior.device.type, enabled=False):
+        return prior.encode_images(images.to(prior.device))
+
+
+def circle_cameras(views: int, elevation_deg: float, distance: float, focal: float, resolution: int) -> Cameras:
+    """`views` cameras evenly spaced in azimuth on a circle at `elevation_deg`, looking at the origin: the toy
+    world's `OrbitCamera`s (z up, focal in image widths) as nerfstudio `Cameras` — turntable and evaluation views."""
+    from nerfedit.world.render import OrbitCamera
+
+    orbit = [OrbitCamera(elevation_deg, 360.0 * i / views, distance, focal) for i in range(views)]
+    fx, fy, cx, cy = orbit[0].intrinsics(resolution)
+    c2w = torch.tensor(np.stack([camera.c2w()[:3] for camera in orbit]), dtype=torch.float32)
+    return Cameras(camera_to_worlds=c2w, fx=fx, fy=fy, cx=cx, cy=cy, width=resolution, height=resolution)
+
+
+@torch.no_grad()
+def render_outputs(model: GenerateModel, cameras: Cameras, outputs: Sequence[str] = ("rgb",)) -> Dict[str, torch.Tensor]:
+    """Eval-mode renders of every camera: {output: [N, C, H, W]} (generfacto's `rgb` is albedo over its background)."""
+    was_training = model.training
+    model.eval()
+    try:
+        renders = [model.get_outputs_for_camera(cameras[i : i + 1].to(model.device)) for i in range(len(cameras))]
+    finally:
+        model.train(was_training)
+    return {name: torch.stack([r[name].permute(2, 0, 1).cpu() for r in renders]) for name in outputs}
+
+
+def toy_datamanager() -> GenerateDataManagerConfig:
+    """Random orbit cameras matching the toy prior's training views: elevation 15–50°, distance 3–4, focal 1.3–1.7
+    image widths (`nerfedit.world.render.random_camera`); 32² training renders (upsampled to the prior's 64²: 5× faster
+    than 64² on a CPU), 64² turntable and viewer renders; the azimuth range warmed up over 100 steps."""
+    return GenerateDataManagerConfig(
+        train_resolution=32,
+        eval_resolution=64,
+        num_eval_angles=16,
+        radius_mean=3.5,
+        radius_std=0.25,
+        focal_range=(1.3, 1.7),
+        vertical_rotation_range=vertical_rotation_range((15.0, 50.0)),
+        jitter_std=0.05,
+        horizontal_rotation_warmup=100,
+    )
+
+
+@dataclass
+class GeneratePipelineConfig(VanillaPipelineConfig):
+    """Text-to-3D: a generfacto field distilled from a latent diffusion prior by nerfedit's loss core."""
+
+    _target: Type = field(default_factory=lambda: GeneratePipeline)
+    """target class to instantiate"""
+    datamanager: GenerateDataManagerConfig = field(default_factory=toy_datamanager)
+    """Random orbit cameras (no images): render size (train-resolution), radius, focal and elevation ranges."""
+    model: GenerateModelConfig = field(default_factory=GenerateModelConfig)
+    """generfacto's field, background, shading, density blob and regularisers (small field by default)."""
+    prompt: str = ""
+    """What to generate, e.g. "a red cube on a wooden floor". Required; editable in the viewer."""
+    loss: GenerateLossConfig = field(default_factory=GenerateLossConfig)
+    """The score-distillation loss, e.g. --pipeline.loss.name sds --pipeline.loss.guidance-scale 100."""
+    prior: str = "toy"
+    """Diffusion prior: toy (embedded, offline) | sd14 | sd15 | sd21b | a hub id | a local diffusers folder."""
+    prior_device: Optional[str] = None
+    """Device of the prior, e.g. cuda:1 to keep it off the field's GPU. Default: the pipeline's device."""
+    prior_dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """Dtype of the prior's networks: auto = fp16 on CUDA, fp32 on CPU."""
+    seed: Optional[int] = None
+    """Seed of the loss' draws (t, ε, and the fixed ε of --pipeline.loss.fixed-eps). None: from --machine.seed."""
+    turntable_frames: int = 48
+    """Frames of the turntable video (turntable.mp4 in the run folder) written at the end (0: none)."""
+    turntable_fps: int = 12
+    """Frame rate of the turntable video."""
+    turntable_elevation: float = 30.0
+    """Elevation (degrees) of the turntable's camera circle."""
+
+
+class GeneratePipeline(VanillaPipeline):
+    """Random orbit view → render → encode → loss core; generfacto's regularisers ride along."""
+
+    config: GeneratePipelineConfig
+    model: GenerateModel
+
+    def __init__(
+        self,
+        config: GeneratePipelineConfig,
+        device: str,
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        grad_scaler: Optional[Any] = None,
+    ) -> None:
+        super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
+        self._prior = None
+        self._loss = None
+        self._run_dir: Optional[Path] = None
+        seed = config.seed if config.seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.skipped_steps = 0
+        self.viewer_prompt = ViewerText("Prompt", config.prompt, hint="What to generate (applies from the next step)")
+        self.prompt = ""
+        if test_mode == "val":  # training: a missing prior or corrective fails now, before the first step
+            self.set_prompt(config.prompt)
+            self.get_loss()
+
+    # ---- prior, loss, prompt ------------------------------------------------------------------
+    def get_prior(self):
+        """The diffusion prior, loaded on first use (never for ns-render / ns-export / ns-viewer)."""
+        if self._prior is None:
+            from nerfedit.priors import load_prior
+
+            dtype = None if self.config.prior_dtype == "auto" else self.config.prior_dtype
+            self._prior = load_prior(self.config.prior, self.config.prior_device or str(self.device), dtype)
+        return self._prior
+
+    def get_loss(self):
+        """The loss core's loss for `config.loss` with the text-to-3D defaults (`resolve_loss`)."""
+        if self._loss is None:
+            from nerfedit.losses import build_loss
+
+            self._loss = build_loss(resolve_loss(self.config.loss), self.get_prior())
+        return self._loss
+
+    def set_prompt(self, prompt: str) -> None:
+        """Prompt the model's views with `prompt`; view suffixes with words the prior does not know are dropped
+        (the toy prior knows only its world's words), with a warning, so that they don't become noise tokens."""
+        prompt = " ".join(prompt.split())
+        if not prompt:
+            raise UserError('empty prompt: pass --pipeline.prompt "what to generate", e.g. "a red cube on a wooden floor"')
+        prior = self.get_prior()
+        unknown = prior.unknown_words(prompt)
+        if unknown:
+            CONSOLE.print(f"{PROG}: warning: the prior '{prior.name}' does not know {', '.join(map(repr, unknown))} in the prompt")
+        suffixes = {name: getattr(self.model.config, name) for name in VIEW_SUFFIX_FIELDS}
+        dropped = {name: s for name, s in suffixes.items() if prior.unknown_words(s)}
+        if dropped and self.model.config.positional_prompting != "off":
+            CONSOLE.print(
+                f"{PROG}: warning: the prior '{prior.name}' does not know the view suffixes "
+                f"{', '.join(map(repr, dropped.values()))}; those views are prompted without them"
+            )
+        self.model.set_prompt(prompt, {name: "" for name in dropped})
+        self.prompt = prompt
+
+    def _apply_viewer_prompt(self) -> None:
+        requested = " ".join(str(self.viewer_prompt.value).split())
+        if requested and requested != self.prompt:
+            self.set_prompt(requested)
+            CONSOLE.print(f"{PROG}: prompt is now '{self.prompt}'")
+
+    # ---- one step -----------------------------------------------------------------------------
+    def get_train_loss_dict(self, step: int):
+        self._apply_viewer_prompt()
+        ray_bundle, batch = self.datamanager.next_train(step)
+        outputs = self.model(ray_bundle)
+        metrics_dict = self.model.get_metrics_dict(outputs, batch)
+        loss_dict = self.model.get_loss_dict(outputs, batch, metrics_dict)
+
+        side = self.datamanager.config.train_resolution
+        image = outputs["train_output"].reshape(1, side, side, 3).permute(0, 3, 1, 2)
+        latents = encode_renders(self.get_prior(), image)
+        with torch.autocast(device_type=latents.device.type, enabled=False):
+            out = self.get_loss()(latents, prompt=self.model.view_prompt(batch), step=step, generator=self.generator)
+        if out.skipped:
+            self.skipped_steps += 1
+            CONSOLE.print(f"{PROG}: step {step}: non-finite gradient, distillation skipped ({self.skipped_steps} so far)")
+        loss_dict["distillation_loss"] = out.loss.to(self.device)
+        metrics_dict.update({f"distillation/{key}": value for key, value in out.terms.items()})
+        metrics_dict["distillation/grad_norm"] = out.grad_norm
+        metrics_dict["distillation/skipped_steps"] = self.skipped_steps
+        return outputs, loss_dict, metrics_dict
+
+    # ---- outputs ------------------------------------------------------------------------------
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        trainer = training_callback_attributes.trainer
+        if trainer is not None:
+            self._run_dir = Path(trainer.base_dir)
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], self._after_train))
+        return callbacks
+
+    def turntable_cameras(self, views: int) -> Cameras:
+        """`views` cameras around the object at the turntable elevation and the datamanager's mean radius/focal."""
+        dm = self.datamanager.config
+        return circle_cameras(views, self.config.turntable_elevation, dm.radius_mean, sum(dm.focal_range) / 2, dm.eval_resolution)
+
+    def write_turntable(self, path: Path) -> Path:
+        """Render the turntable (eval mode: albedo over the background) and write it as mp4 (and a PNG strip)."""
+        from nerfedit.image.io import save_progress
+
+        images = render_outputs(self.model, self.turntable_cameras(self.config.turntable_frames))["rgb"].clamp(0, 1)
+        frames = [image.permute(1, 2, 0).numpy() for image in images]
+        save_progress(path.with_suffix(".png"), frames[:: max(1, len(frames) // 8)])
+        return save_progress(path, frames, fps=self.config.turntable_fps)
+
+    def _after_train(self, step: int) -> None:
+        if self.config.turntable_frames <= 0 or self._run_dir is None:
+            return
+        path = self.write_turntable(self._run_dir / "turntable.mp4")
+        CONSOLE.print(f"{PROG}: turntable written to {path}")

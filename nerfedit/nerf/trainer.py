@@ -1,0 +1,198 @@
+"""nerfstudio's Trainer, plus what editing needs around it: validation, source vs resume, the step budget.
+
+    --load-dir RUN/nerfstudio_models of a nerfacto run      → that model is the source; edit steps 0 … edit_steps
+    --load-dir RUN/nerfstudio_models of a nerfedit run      → resume it, in its own folder, with its optimiser state
+    --load-config RUN/config.yml of a nerfedit run          → the same, from the run's saved settings
+    --load-dir … of a nerfedit run + --pipeline.reuse-source → a new edit of that run's frozen source
+    no checkpoint                                           → reconstruct for reconstruct_steps, then edit
+
+Ctrl-C saves a checkpoint before exiting, so an interrupted edit resumes where it stopped (a killed
+one resumes from its last periodic checkpoint, every `--steps-per-save` steps).
+Bad input is reported as one line (`nerfedit: error: …`, exit code 2) before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Tuple, Type
+
+import torch
+
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from nerfedit.errors import UserError, exit_with
+from nerfedit.nerf.validate import (
+    CHECKPOINT_PATTERN,
+    check_loss,
+    check_prior,
+    check_prompts,
+    check_scene,
+    checkpoint_path,
+    inspect_checkpoint,
+)
+
+PROG = "nerfedit"
+INTERRUPTED_EXIT_CODE = 130
+"""Exit status after Ctrl-C (128 + SIGINT), once the checkpoint is saved."""
+
+
+def validate(config: "NerfEditTrainerConfig") -> None:
+    """Every check that can fail before training; raises `UserError`."""
+    pipeline = config.pipeline
+    check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
+    check_prompts(pipeline.target_prompt)
+    check_loss(pipeline.loss.name)
+    if pipeline.edit_steps <= 0:
+        raise UserError(f"--pipeline.edit-steps must be positive, not {pipeline.edit_steps}")
+    if pipeline.crop_scale < 1.0:
+        raise UserError(f"--pipeline.crop-scale must be ≥ 1, not {pipeline.crop_scale}")
+    if pipeline.render_chunk <= 0:
+        raise UserError(f"--pipeline.render-chunk must be positive, not {pipeline.render_chunk}")
+    given = checkpoint_to_load(config)
+    if given is not None:
+        info = inspect_checkpoint(*given)
+        if pipeline.reuse_source and info.kind == "resume" and info.edit_start_step < 0:
+            raise UserError("--pipeline.reuse-source: that run was still reconstructing (no source yet); resume it instead")
+    elif pipeline.reconstruct_steps <= 0:
+        raise UserError("no source model: pass --load-dir of a trained nerfacto run, or --pipeline.reconstruct-steps > 0")
+    check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+
+
+def checkpoint_to_load(config: TrainerConfig) -> Optional[Tuple[Path, Optional[int]]]:
+    """(folder, step) of the checkpoint --load-checkpoint / --load-dir name, or None."""
+    if config.load_checkpoint is not None:
+        path = Path(config.load_checkpoint)
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if not path.is_file() or match is None:
+            raise UserError(f"--load-checkpoint {path}: not a nerfstudio step-NNNNNNNNN.ckpt file")
+        return path.parent, int(match.group(1))
+    if config.load_dir is not None:
+        return Path(config.load_dir), config.load_step
+    return None
+
+
+def _has_checkpoints(folder: Path) -> bool:
+    return folder.is_dir() and any(CHECKPOINT_PATTERN.match(p.name) for p in folder.iterdir())
+
+
+@dataclass
+class NerfEditTrainerConfig(TrainerConfig):
+    """nerfstudio's TrainerConfig; the number of steps comes from --pipeline.reconstruct-steps/--pipeline.edit-steps."""
+
+    _target: Type = field(default_factory=lambda: NerfEditTrainer)
+    """target class to instantiate"""
+
+    def set_timestamp(self) -> None:
+        """ns-train calls this first. A resumed run keeps its own folder (and its own checkpoints win)."""
+        try:
+            self._pick_run_folder()
+        except UserError as error:
+            exit_with(error, PROG)
+        super().set_timestamp()
+
+    def _pick_run_folder(self) -> None:
+        if self.timestamp != "{timestamp}" and self.method_name is not None:
+            own = self.get_checkpoint_dir()
+            if _has_checkpoints(own) and inspect_checkpoint(own).kind == "resume":
+                if self.load_dir is None or Path(self.load_dir).resolve() != own.resolve():
+                    CONSOLE.print(f"nerfedit: resuming the run in {self.get_base_dir()} from its own checkpoints")
+                self.load_dir, self.load_step, self.load_checkpoint = own, None, None
+                return
+        if self.load_dir is None:
+            return
+        info = inspect_checkpoint(self.load_dir, self.load_step)
+        if info.kind != "resume" or self.pipeline.reuse_source:
+            return
+        run = Path(self.load_dir).resolve().parent
+        if run.parent.name != self.method_name:
+            raise UserError(f"--load-dir is a '{run.parent.name}' run: resume it with ns-train {run.parent.name}")
+        self.output_dir, self.experiment_name, self.timestamp = run.parents[2], run.parents[1].name, run.name
+        CONSOLE.print(f"nerfedit: resuming the run in {run}")
+
+    def print_to_terminal(self) -> None:
+        """ns-train prints, then saves the config: validate first, so bad input leaves no run folder behind."""
+        try:
+            validate(self)
+        except UserError as error:
+            exit_with(error, PROG)
+        super().print_to_terminal()
+
+
+class NerfEditTrainer(Trainer):
+    """Trainer whose checkpoint loading tells a nerfacto source from a nerfedit run to resume."""
+
+    config: NerfEditTrainerConfig
+
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        try:
+            validate(self.config)
+            super().setup(test_mode)
+        except UserError as error:
+            exit_with(error, PROG)
+
+    def _load_checkpoint(self) -> None:
+        given = checkpoint_to_load(self.config)
+        if given is None:
+            CONSOLE.print("nerfedit: no checkpoint given: reconstructing the source first")
+        else:
+            path, _ = checkpoint_path(*given)
+            info = inspect_checkpoint(*given)
+            loaded = torch.load(path, map_location="cpu")
+            own = path.parent.resolve() == self.config.get_checkpoint_dir().resolve()
+            reuse = self.pipeline.config.reuse_source and info.kind == "resume" and not own
+            if reuse:  # another nerfedit run's frozen source, edited anew (never when resuming this run)
+                self.pipeline.load_source_of_edit(loaded["pipeline"], loaded["step"])
+            else:
+                self.pipeline.load_pipeline(loaded["pipeline"], loaded["step"])
+            if info.kind == "source" or reuse:
+                self._start_step = 0  # the source's own optimiser state and schedule are not the edit's
+            else:
+                self._start_step = loaded["step"] + 1
+                self.optimizers.load_optimizers(loaded["optimizers"])
+                if "schedulers" in loaded and self.config.load_scheduler:
+                    self.optimizers.load_schedulers(loaded["schedulers"])
+                self.grad_scaler.load_state_dict(loaded["scalers"])
+            CONSOLE.print(f"nerfedit: loaded {'the source of ' if reuse else ''}{info.kind} checkpoint {path}")
+        self._set_step_budget()
+
+    def _set_step_budget(self) -> None:
+        """max_num_iterations = the steps LEFT: (reconstruct_steps or the loaded edit start) + edit_steps − start."""
+        pipeline_config = self.pipeline.config
+        model = self.pipeline.model
+        if model.source_frozen:
+            total = int(model.edit_start_step) + pipeline_config.edit_steps
+        else:
+            total = pipeline_config.reconstruct_steps + pipeline_config.edit_steps
+        self.config.max_num_iterations = max(0, total - self._start_step)
+        self.step = max(0, self._start_step - 1)  # what _after_train saves if no step is left to run
+        if self.config.max_num_iterations == 0:
+            CONSOLE.print("nerfedit: this run has finished all its steps; nothing left to train")
+
+    def train(self) -> None:
+        try:
+            super().train()
+        except KeyboardInterrupt:
+            self._save_on_interrupt()
+
+    def _save_on_interrupt(self) -> None:
+        """Ctrl-C mid-step k: the parameters are those after step k−1; save them as step k−1 and exit."""
+        last_done = self.step - 1
+        run = self.config.get_base_dir()
+        if last_done >= self._start_step:
+            self.save_checkpoint(last_done)
+            CONSOLE.print(
+                f"nerfedit: interrupted; saved step {last_done}. Resume with: "
+                f"ns-train {self.config.method_name} --load-config {run / 'config.yml'}"
+            )
+        else:
+            CONSOLE.print("nerfedit: interrupted before the first step finished; nothing new to save")
+        self.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # os._exit, not sys.exit: the viewer's and torch's native threads can abort interpreter teardown
+        # ("terminate called without an active exception"); the checkpoint is already on disk.
+        os._exit(INTERRUPTED_EXIT_CODE)

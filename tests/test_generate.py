@@ -1,0 +1,275 @@
+"""`ns-train nerfedit-generate`: text-to-3D end to end on the CPU, its bad-input lines, viewer prompt, outputs.
+
+The end-to-end runs use the embedded toy prior when it is installed (`nerfedit/assets/toy`), else the tiny
+random SD model — with which only the plumbing is checked (a random UNet gives no signal for the loss to fall).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List
+
+import pytest
+import torch
+import tyro
+
+from nerfedit.losses.base import DistillationConfig
+from nerfedit.nerf.generate_config import GenerateTrainerConfig, nerfedit_generate_config, slug
+from nerfedit.nerf.generate_pipeline import (
+    BRIDGE_SWITCH_FRACTION,
+    GenerateLossConfig,
+    circle_cameras,
+    encode_renders,
+    render_outputs,
+    resolve_loss,
+    vertical_rotation_range,
+)
+from nerfedit.priors.loader import TOY_PRIOR_DIR
+
+METHOD_ENV = {"NERFSTUDIO_METHOD_CONFIGS": "nerfedit-generate=nerfedit.nerf.generate_config:nerfedit_generate_method"}
+HAVE_TOY = (TOY_PRIOR_DIR / "unet").is_dir()
+
+
+# ---- configuration -----------------------------------------------------------------------------------
+def test_3d_defaults():
+    lmc = resolve_loss(GenerateLossConfig(name="lmc"), 1000).with_defaults()
+    assert lmc.guidance_scale == 20.0 and lmc.weighting == "sds"  # LMC-SDS's DreamFusion runs: ω = 20, w = 1 − ᾱ
+    bridge = resolve_loss(GenerateLossConfig(name="bridge"), 1000).with_defaults()
+    assert bridge.guidance_scale == 100.0 and bridge.bridge_switch_step == round(BRIDGE_SWITCH_FRACTION * 1000)
+    sds = resolve_loss(GenerateLossConfig(name="sds", guidance_scale=30.0), 1000).with_defaults()
+    assert sds.guidance_scale == 30.0 and sds.grad_scale == 1.0  # the user's value wins; 3D gradient unscaled
+    assert resolve_loss(GenerateLossConfig(name="bridge", bridge_switch_step=7), 1000).bridge_switch_step == 7
+    assert resolve_loss(GenerateLossConfig(name="bridge")).bridge_switch_step == DistillationConfig().bridge_switch_step
+
+
+def test_vertical_rotation_range_gives_the_elevations():
+    """random_train_pose draws polar angles arccos(1 − 2u), u ∈ (range + 90)/180: check our inverse."""
+    low, high = vertical_rotation_range((15.0, 50.0))
+    for value, elevation in ((low, 50.0), (high, 15.0)):
+        polar = torch.rad2deg(torch.arccos(torch.tensor(1 - 2 * (value + 90) / 180)))
+        assert float(90 - polar) == pytest.approx(elevation, abs=1e-3)
+
+
+def test_circle_cameras_look_at_the_origin():
+    cameras = circle_cameras(4, 30.0, 3.5, 1.5, 16)
+    c2w = cameras.camera_to_worlds
+    assert torch.allclose(c2w[:, :, 3].norm(dim=-1), torch.full((4,), 3.5))
+    assert torch.allclose(c2w[:, 2, 3], torch.full((4,), 3.5 * 0.5), atol=1e-5)  # elevation 30°: z = r·sin 30°
+    forward = -c2w[:, :, 2]  # cameras look down −z
+    assert torch.allclose(forward, -c2w[:, :, 3] / 3.5, atol=1e-5)
+
+
+def test_slug():
+    assert slug("A red cube, on a wooden floor!") == "a-red-cube-on-a-wooden-floor"
+    assert slug("   ") == "unnamed"
+
+
+# ---- bad input: one line, exit code 2, nothing written ------------------------------------------------
+def _ns_train(args: List[str]) -> None:
+    """What `ns-train nerfedit-generate ARGS` does, in-process: tyro parses, then nerfstudio's train main."""
+    from nerfstudio.scripts.train import main
+
+    config = tyro.cli(tyro.conf.FlagConversionOff[GenerateTrainerConfig], default=nerfedit_generate_config(), args=args)
+    main(config)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "empty prompt"),
+        (["--pipeline.prompt", "   "], "empty prompt"),
+        (["--pipeline.prompt", "a red cube", "--data", "scenes"], "takes no --data"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.datamanager.data", "scenes"], "takes no --data"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "dds"], "cannot generate from text"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "cds"], "cannot generate from text"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "fancy"], "unknown loss 'fancy'"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.prior", "/no/such/prior"], "unknown prior"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.prior", "nobody/no-such-model"], "not available"),
+        (["--pipeline.prompt", "a red cube", "--max-num-iterations", "0"], "--max-num-iterations"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "sds", "--pipeline.loss.fixed-eps", "True"], "LMC-SDS's option"),
+    ],
+)
+def test_bad_input_is_one_line(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exit_info:
+        _ns_train(args + ["--output-dir", str(tmp_path / "outputs"), "--vis", "tensorboard"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nerfedit-generate: error:") and message in err[0], err
+    assert not (tmp_path / "outputs").exists()  # refused before anything was written
+
+
+def test_ns_train_command_refuses_bad_input(tmp_path):
+    """The registered command itself (plugin discovery, tyro, nerfstudio's main): one line on stderr, exit 2."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ns-train"), "nerfedit-generate", "--pipeline.loss.name", "sds",
+         "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, env={**os.environ, **METHOD_ENV, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("nerfedit-generate:")]
+    assert errors == ['nerfedit-generate: error: empty prompt: pass --pipeline.prompt "what to generate", e.g. "a red cube on a wooden floor"']
+    assert "Traceback" not in result.stderr and not any(tmp_path.iterdir())
+
+
+def test_help_documents_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tyro.cli(tyro.conf.FlagConversionOff[GenerateTrainerConfig], default=nerfedit_generate_config(), args=["--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--pipeline.prompt", "--pipeline.loss.name", "--pipeline.prior", "--pipeline.loss.fixed-eps",
+                 "--pipeline.loss.bridge-switch-step", "--pipeline.seed", "--pipeline.datamanager.train-resolution"):  # fmt: skip
+        assert flag in help_text
+    assert "--pipeline.model.guidance-scale" not in help_text  # generfacto's own guidance settings are hidden
+    assert "--pipeline.loss.patchnce-weight" not in help_text
+
+
+# ---- end to end ---------------------------------------------------------------------------------------
+def _config(tmp_path: Path, prior: str, loss: str, steps: int, resolution: int = 32):
+    config = nerfedit_generate_config()
+    config.pipeline.prompt = "a red cube on a wooden floor"
+    config.pipeline.prior = prior
+    config.pipeline.loss.name = loss
+    config.pipeline.datamanager.train_resolution = config.pipeline.datamanager.eval_resolution = resolution
+    config.pipeline.turntable_frames = 4
+    config.pipeline.seed = 0
+    config.max_num_iterations = steps
+    config.steps_per_save = steps
+    config.vis = "tensorboard"
+    config.output_dir = tmp_path / "outputs"
+    config.logging.local_writer.enable = False
+    return config
+
+
+def _train(config):
+    """What ns-train does after parsing (nerfstudio's main and train_loop), keeping the trainer for inspection."""
+    from nerfstudio.scripts.train import _set_random_seed
+
+    config.set_timestamp()
+    config.print_to_terminal()
+    config.save_config()
+    _set_random_seed(config.machine.seed)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    return trainer
+
+
+def _probe(pipeline, views: int = 4, draws: int = 4) -> float:
+    """The loss core's value on fixed orbit views, timesteps and noise (eval-mode renders): before vs after."""
+    resolution = pipeline.datamanager.config.eval_resolution
+    images = render_outputs(pipeline.model, circle_cameras(views, 30.0, 3.5, 1.5, resolution))["rgb"]
+    with torch.no_grad():
+        latents = encode_renders(pipeline.get_prior(), images)
+    values = []
+    for draw in range(draws):
+        out = pipeline.get_loss()(latents, prompt=pipeline.prompt, step=0, generator=torch.Generator().manual_seed(draw))
+        values.append(float(out.loss))
+    return sum(values) / len(values)
+
+
+def _prior_for_e2e(tiny_prior_dir: Path) -> str:
+    return "toy" if HAVE_TOY else str(tiny_prior_dir)
+
+
+def test_generate_end_to_end(tmp_path, tiny_prior_dir, monkeypatch):
+    """A short run: the field changes, the loss on fixed views/timesteps/noise falls, nerfstudio's layout is
+    written (config, checkpoint, turntable) and loads the way ns-render / ns-export load it."""
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    trainer = _train(_config(tmp_path, _prior_for_e2e(tiny_prior_dir), "sds", steps=12))
+    pipeline = trainer.pipeline
+    before = _probe(pipeline)
+    field = {k: v.clone() for k, v in pipeline.model.field.state_dict().items()}
+    trainer.train()
+    after = _probe(pipeline)
+    change = max(float((v - field[k]).abs().max()) for k, v in pipeline.model.field.state_dict().items())
+    assert change > 1e-3
+    if HAVE_TOY:
+        assert after < before, (before, after)
+
+    run = Path(trainer.base_dir)
+    checkpoints = sorted((run / "nerfstudio_models").glob("step-*.ckpt"))
+    assert (run / "config.yml").is_file() and checkpoints and (run / "turntable.mp4").stat().st_size > 0
+    assert (run / "turntable.png").is_file()
+    from nerfstudio.configs.method_configs import all_methods
+
+    monkeypatch.setitem(all_methods, "nerfedit-generate", nerfedit_generate_config())  # as the entry point does
+    _, loaded, _, step = eval_setup(run / "config.yml", test_mode="inference")
+    assert step == 11 and loaded._prior is None  # the last step; no prior loaded outside training
+    image = render_outputs(loaded.model, circle_cameras(1, 30.0, 3.5, 1.5, 16))["rgb"][0]
+    assert image.shape == (3, 16, 16) and torch.isfinite(image).all()
+
+
+class _WordPrior:
+    """Stands in for a prior with a word-level vocabulary (like toy's): only `known` words are known."""
+
+    name = "words"
+
+    def __init__(self, known):
+        self.known = set(known)
+
+    def unknown_words(self, prompt: str):
+        return [w for w in prompt.replace(",", " ").split() if w not in self.known]
+
+
+def _view_prompts(model):
+    selector = model.text_embeddings
+    return {selector.front_embed, selector.side_embed, selector.back_embed, selector.top_embed}
+
+
+def test_view_prompts_drop_suffixes_the_prior_does_not_know(capsys):
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+
+    pipeline = GeneratePipelineConfig(prompt="a red cube").setup(device="cpu", test_mode="inference")
+    pipeline._prior = _WordPrior("a red cube blue sphere front side back view overhead".split())
+    pipeline.set_prompt("a  red cube")
+    assert _view_prompts(pipeline.model) == {"a red cube, front view", "a red cube, side view", "a red cube, back view", "a red cube, overhead view"}
+    # front/back are views generfacto picks by azimuth (0° front, 180° back), overhead above 50° elevation
+    assert pipeline.model.view_prompt({"vertical": torch.tensor([60.0]), "central": torch.tensor([180.0])}) == "a red cube, back view"
+    assert pipeline.model.view_prompt({"vertical": torch.tensor([10.0]), "central": torch.tensor([0.0])}) == "a red cube, overhead view"
+
+    pipeline._prior = _WordPrior("a red cube blue sphere".split())
+    pipeline.set_prompt("a blue sphere")
+    assert _view_prompts(pipeline.model) == {"a blue sphere"}
+    assert "does not know the view suffixes" in capsys.readouterr().out
+
+
+def test_prompt_is_editable_in_the_viewer(tiny_prior_dir):
+    """The viewer's Prompt box (a ViewerText on the pipeline) takes effect at the next training step."""
+    from nerfstudio.viewer.utils import parse_object
+    from nerfstudio.viewer.viewer_elements import ViewerElement
+
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+
+    config = GeneratePipelineConfig(prompt="a red cube", prior=str(tiny_prior_dir))
+    config.loss.name = "sds"
+    config.datamanager.train_resolution = 16
+    pipeline = config.setup(device="cpu", test_mode="val")
+    elements = dict(parse_object(pipeline, ViewerElement, "Custom Elements"))  # how nerfstudio's viewer finds them
+    assert elements == {"Custom Elements/viewer_prompt": pipeline.viewer_prompt}
+    pipeline.viewer_prompt.value = "a blue sphere"
+    pipeline.train()
+    _, loss_dict, metrics = pipeline.get_train_loss_dict(step=0)
+    assert pipeline.prompt == "a blue sphere" and pipeline.model.text_embeddings.base_embed == "a blue sphere"
+    assert loss_dict["distillation_loss"].requires_grad and "distillation/sds" in metrics
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_TOY, reason="needs the embedded toy prior")
+def test_lmc_generates_the_prompted_colour_with_toy(tmp_path):
+    """A full-length CPU run of the default method (LMC-SDS, toy): the judge reads the prompted colour on most of 16
+    orbit views of an object the field really renders (not the background)."""
+    from nerfedit.judge.model import judge_images
+
+    config = _config(tmp_path, "toy", "lmc", steps=nerfedit_generate_config().max_num_iterations)
+    config.pipeline.datamanager.train_resolution = nerfedit_generate_config().pipeline.datamanager.train_resolution
+    config.pipeline.datamanager.eval_resolution = 64
+    trainer = _train(config)
+    trainer.train()
+    views = render_outputs(trainer.pipeline.model, circle_cameras(16, 30.0, 3.5, 1.5, 64), ("rgb", "accumulation"))
+    read = judge_images(views["rgb"].clamp(0, 1))
+    assert sum(c == "red" for c in read["color"]) >= 12, read["color"]
+    assert float((views["accumulation"] > 0.5).float().mean()) > 0.03  # an object, not a red background
