@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -100,12 +99,7 @@ def run_loss(prior, name: str, data, args) -> Dict[str, object]:
     n = len(data["sources"])
     for start in range(0, n, args.batch):
         rows = slice(start, min(n, start + args.batch))
-        batch = rows.stop - rows.start
         config = DistillationConfig(name=name, guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)  # type: ignore[arg-type]
-        if name == "cds":
-            # PatchNCE is a mean over the batch's rows (cross-entropy over B×N patches), so in a batch of B
-            # each row would get 1/B of CDS's weight; ×B gives every row exactly the single-image CDS.
-            config.patchnce_weight = config.with_defaults().patchnce_weight * batch
         loss = build_loss(config, prior)
         config = EditConfig(
             steps=args.steps,

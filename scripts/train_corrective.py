@@ -62,6 +62,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--decay-every", type=int, default=LR_DECAY_EVERY, help=f"(paper: {LR_DECAY_EVERY})")
     parser.add_argument("--filters", type=int, default=32, help="filters of b̂ψ's first level (paper: 32)")
     parser.add_argument("--levels", type=int, default=4, help="encoder levels of b̂ψ (paper: 4; capped by the latent size)")
+    parser.add_argument(
+        "--paper-head", action="store_true", help="b̂ψ = tanh(U-Net) as in the paper, instead of z + U-Net (starts as the identity)"
+    )
     parser.add_argument("--held-out", type=float, default=0.1, help="share of images kept for the final evaluation")
     parser.add_argument("--eval-triplets", type=int, default=256, help="held-out triplets of the final evaluation")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (<out>.ckpt)")
@@ -135,10 +138,12 @@ def encode(prior, images: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 # ---- training ---------------------------------------------------------------------------------
-def corrective_config(prior, filters: int, levels: int) -> CorrectiveConfig:
+def corrective_config(prior, filters: int, levels: int, residual: bool = True) -> CorrectiveConfig:
     """The requested architecture on the prior's latent channels, levels capped at log2(latent size) (≥ 1×1 bottleneck)."""
     max_levels = max(1, int(math.log2(max(prior.latent_resolution, 2))))
-    return CorrectiveConfig(channels=prior.latent_channels, base_filters=filters, levels=min(levels, max_levels))
+    return CorrectiveConfig(
+        channels=prior.latent_channels, base_filters=filters, levels=min(levels, max_levels), residual=residual
+    )
 
 
 @torch.no_grad()
@@ -177,14 +182,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         prior, held_z[eval_idx.to(held_z.device)], torch.Generator().manual_seed(args.seed + 2), chunk=args.unet_chunk
     )
 
-    config = corrective_config(prior, args.filters, args.levels)
+    config = corrective_config(prior, args.filters, args.levels, residual=not args.paper_head)
     torch.manual_seed(args.seed)
     model = CorrectiveUNet(config).to(prior.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, history = 0, []
     if args.resume:
         state = torch.load(ckpt, map_location=prior.device, weights_only=False)
-        model = CorrectiveUNet(CorrectiveConfig(**state["config"])).to(prior.device)
+        model = CorrectiveUNet(CorrectiveConfig(**{"residual": False, **state["config"]})).to(prior.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])

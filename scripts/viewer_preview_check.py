@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-prompt", default="a red cube on a wooden floor")
     parser.add_argument("--target-prompt", default="a blue cube on a wooden floor", help="typed into the browser")
     parser.add_argument("--reconstruct-steps", type=int, default=300)
-    parser.add_argument("--preview-steps", type=int, default=40)
+    parser.add_argument("--preview-steps", type=int, default=200)
     parser.add_argument("--port", type=int, default=0, help="viewer port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for each stage")
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 import torch
@@ -26,6 +27,7 @@ from nerfedit.losses.corrective import (
     CorrectiveConfig,
     CorrectiveUNet,
     denoised_triplets,
+    load_corrective,
     normalised_loss,
     save_corrective,
     train_step,
@@ -327,12 +329,31 @@ def test_corrective_training_lowers_normalised_loss_on_held_out_triplets():
     held = blurred_triplets(16, torch.Generator().manual_seed(1))
     with torch.no_grad():
         before = float(normalised_loss(model(held[0], held[2]), held[1]))
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for _ in range(60):
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(90):
         train_step(model, optimizer, *blurred_triplets(32, g))
     with torch.no_grad():
         after = float(normalised_loss(model(held[0], held[2]), held[1]))
-    assert after < 0.6 * before, (before, after)
+    # b̂ψ starts as the identity (residual), so `before` is the identity corrective's L_k: training beats it.
+    assert after < 0.9 * before, (before, after)
+
+
+def test_residual_corrective_starts_as_the_identity_and_paper_files_load_as_tanh(tmp_path):
+    z, _, t = blurred_triplets(4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(CorrectiveUNet(SMALL_CORRECTIVE)(z, t), z)
+        paper = CorrectiveUNet(replace(SMALL_CORRECTIVE, residual=False))
+        assert float(paper(z, t).abs().max()) < 1.0  # tanh head
+    # A file written before `residual` existed holds the paper's tanh head.
+    path = tmp_path / "old.pt"
+    save_corrective(path, paper)
+    state = torch.load(path, weights_only=False)
+    del state["config"]["residual"]
+    torch.save(state, path)
+    loaded = load_corrective(path)
+    assert loaded.config.residual is False
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(z, t), paper(z, t))
 
 
 def test_corrective_trains_on_the_priors_denoised_triplets(tiny_prior):

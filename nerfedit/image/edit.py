@@ -9,8 +9,8 @@ the NeRF plugin can reuse `edit_latents` for its viewer's 2D preview.
 
 Defaults follow the papers:
 - Editing (DDS, Hertz et al. 2023, supplementary "Zero-shot DDS optimization"): initialise at the
-  source latent, 200 iterations of vanilla SGD with learning rate 2 and a decay of 0.9 every 20
-  iterations. The supplement also compares Adam and finds SGD cleaner (Adam's per-element
+  source latent, 200 iterations of vanilla SGD with a decay of 0.9 every 20 iterations, at the learning
+  rate of the official notebook (0.1 with its ×2000/4096 gradient, `DDS_SGD_LR`). The supplement also compares Adam and finds SGD cleaner (Adam's per-element
   normalisation spreads the update over pixels the edit should not touch), so Adam is an option only.
 - Generation (SDS-Bridge, McAllister et al. 2024, official 2D code; LMC-SDS, Alldieck et al. 2024):
   1000 steps of AdamW with learning rate 0.01 from a latent that encodes a grey image
@@ -37,8 +37,10 @@ OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["step", "constant", "cosine"]
 InitName = Literal["grey", "randn"]
 
-DDS_SGD_LR = 2.0
-"""Learning rate of the DDS paper's zero-shot editing (supplementary material, vanilla SGD)."""
+DDS_SGD_LR = 0.1
+"""SGD learning rate of the DDS notebook and the CDS code, whose gradient is ×2000/4096 at SD's 64² latent: our
+DDS/CDS `grad_scale` (`DDS_CODE_GRAD_SCALE`), so lr 0.1 takes the official step. (The DDS supplement's "lr 2"
+would, with that gradient, step 20× further: on the toy prior it blurs the background to ~15 dB.)"""
 DDS_LR_DECAY = 0.9
 DDS_LR_DECAY_EVERY = 20
 """The DDS supplement's schedule: the learning rate is multiplied by 0.9 every 20 iterations."""

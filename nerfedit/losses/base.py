@@ -160,6 +160,37 @@ class DistillationLoss(Protocol):
     ) -> LossOutput: ...
 
 
+class TextScoreLoss:
+    """The losses that score `z` against `prompt` alone (SDS, NFSD, SDS-Bridge, LMC-SDS): draw t and ε, ask
+    `gradient` for w(t)·δ, inject it (`finish`). `source_prompt` and `z_source` are ignored."""
+
+    name = "loss"
+
+    def __init__(self, config: DistillationConfig, prior):
+        self.config = config.with_defaults()
+        self.prior = prior
+
+    def gradient(
+        self, z: Tensor, t: Tensor, eps: Tensor, prompts: List[str], step: int, generator: Optional[torch.Generator]
+    ) -> Tuple[Tensor, Dict[str, float]]:
+        """(w(t)·δ, diagnostics) for these t and ε."""
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        z: Tensor,
+        *,
+        prompt: Prompt,
+        source_prompt: Optional[Prompt] = None,
+        z_source: Optional[Tensor] = None,
+        step: int = 0,
+        generator: Optional[torch.Generator] = None,
+    ) -> LossOutput:
+        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
+        grad, terms = self.gradient(z, t, eps, as_prompts(prompt, z.shape[0]), step, generator)
+        return finish(z, grad, t, terms, grad_scale=self.config.grad_scale, name=self.name)
+
+
 # ---- prompts ----------------------------------------------------------------------------------
 def as_prompts(prompt: Optional[Prompt], batch: int) -> List[str]:
     """One prompt per row: a string is repeated, a sequence must have `batch` entries; None is ∅ ("")."""

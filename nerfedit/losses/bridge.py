@@ -15,21 +15,10 @@ high resolution, high quality, sharp"). w(t) = 1 − ᾱ_t, s = 40 in both stage
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    draw_t_and_eps,
-    finish,
-    timestep_weight,
-    with_suffix,
-)
+from nerfedit.losses.base import DistillationConfig, TextScoreLoss, timestep_weight, with_suffix
 from nerfedit.losses.sds import sds_gradient
 from nerfedit.priors.prior import DiffusionPrior
 
@@ -44,29 +33,15 @@ def bridge_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, pr
     return timestep_weight(prior.alpha_bar(t), config.weighting) * config.guidance_scale * (eps_tgt - eps_src)
 
 
-class SDSBridge:
+class SDSBridge(TextScoreLoss):
     """SDS until `config.bridge_switch_step`, the calibrated bridge from then on; `terms["stage"]` says which."""
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
+    name = "bridge"
 
     def stage(self, step: int) -> int:
         return 1 if step < self.config.bridge_switch_step else 2
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        prompts = as_prompts(prompt, z.shape[0])
+    def gradient(self, z, t, eps, prompts, step, generator):
         stage = self.stage(step)
         gradient = sds_gradient if stage == 1 else bridge_gradient
-        grad = gradient(self.prior, z, t, eps, prompts, self.config)
-        return finish(z, grad, t, {"stage": float(stage)}, grad_scale=self.config.grad_scale, name="bridge")
+        return gradient(self.prior, z, t, eps, prompts, self.config), {"stage": float(stage)}

@@ -11,7 +11,8 @@ the same normalisation is applied when b̂ψ is used (`match_std`, "absorbed int
 
 Network (paper Sec. 4 and supplement): a standard U-Net, four encoder levels of two Conv/ReLU blocks and a
 MaxPool, 32 filters doubling per level (halving in the decoder), skip connections, a final Conv with tanh; t
-enters as a 10-dim frequency encoding concatenated to every pixel. Training: t ~ U(0.02, 0.98), Adam, batch
+enters as a 10-dim frequency encoding concatenated to every pixel. We add z to the final Conv's output instead
+of the tanh (`CorrectiveConfig.residual`), so that b̂ψ starts as the identity. Training: t ~ U(0.02, 0.98), Adam, batch
 128, lr 1e-4 decayed ×0.9 every 100k steps, L_k only. `CorrectiveConfig` scales the width and depth down for
 tiny priors (a 16×16 latent has room for at most 4 poolings).
 """
@@ -56,6 +57,10 @@ class CorrectiveConfig:
     """Encoder levels, each two Conv/ReLU and a MaxPool (paper: 4)."""
     time_frequencies: int = 5
     """t is encoded as sin/cos at this many octaves: 2 × 5 = the paper's 10 dimensions."""
+    residual: bool = True
+    """b̂ψ(z, t) = z + U-Net(z, t), the U-Net's last Conv zero at initialisation, so b̂ψ starts as the identity
+    corrective and training only has to learn the bias b. The paper's b̂ψ is the U-Net's tanh output alone
+    (residual=False), which must first relearn z itself: short CPU trainings of it stayed worse than the identity."""
 
 
 def frequency_encoding(t: Tensor, frequencies: int) -> Tensor:
@@ -72,7 +77,8 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class CorrectiveUNet(nn.Module):
-    """b̂ψ(z, t): a small U-Net on the latent with t concatenated per pixel; output in (−1, 1) (tanh)."""
+    """b̂ψ(z, t): a small U-Net on the latent with t concatenated per pixel; z + its output (`residual`), or its
+    output through tanh (the paper's)."""
 
     def __init__(self, config: CorrectiveConfig = CorrectiveConfig()):
         super().__init__()
@@ -84,6 +90,9 @@ class CorrectiveUNet(nn.Module):
         self.up_convs = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1) for i in reversed(range(config.levels)))
         self.up = nn.ModuleList(conv_block(2 * widths[i], widths[i]) for i in reversed(range(config.levels)))
         self.out = nn.Conv2d(widths[0], config.channels, 1)
+        if config.residual:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, z: Tensor, t: Tensor) -> Tensor:
         """z [B, C, h, w], t ∈ [0, 1] [B] (the timestep as a fraction of T) → b̂ψ(z, t) [B, C, h, w]."""
@@ -98,7 +107,7 @@ class CorrectiveUNet(nn.Module):
         for up_conv, block, skip in zip(self.up_convs, self.up, reversed(skips)):
             x = F.relu(up_conv(F.interpolate(x, size=skip.shape[-2:], mode="nearest")))
             x = block(torch.cat([x, skip], dim=1))
-        return torch.tanh(self.out(x))
+        return z + self.out(x) if self.config.residual else torch.tanh(self.out(x))
 
 
 def _stats(x: Tensor) -> Tuple[Tensor, Tensor]:
@@ -170,7 +179,7 @@ def save_corrective(path: Union[str, Path], model: CorrectiveUNet, **meta) -> No
 def load_corrective(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> CorrectiveUNet:
     """A corrective written by `save_corrective` (or `scripts/train_corrective.py`), in eval mode, frozen."""
     state: Dict = torch.load(Path(path), map_location=device, weights_only=False)
-    model = CorrectiveUNet(CorrectiveConfig(**state["config"]))
+    model = CorrectiveUNet(CorrectiveConfig(**{"residual": False, **state["config"]}))  # files from before `residual`
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval().requires_grad_(False)
 

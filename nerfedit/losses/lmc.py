@@ -25,17 +25,7 @@ import torch
 from torch import Tensor
 
 from nerfedit.errors import UserError
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    draw_t_and_eps,
-    finish,
-    predicted_z0,
-    sample_noise,
-    timestep_weight,
-)
+from nerfedit.losses.base import DistillationConfig, TextScoreLoss, predicted_z0, sample_noise, timestep_weight
 from nerfedit.losses.corrective import CorrectiveUNet, default_corrective_path, load_corrective, match_std
 from nerfedit.priors.prior import DiffusionPrior
 
@@ -54,12 +44,13 @@ def find_corrective(config: DistillationConfig, prior: DiffusionPrior) -> Correc
     )
 
 
-class LearnedManifoldCorrective:
-    """LMC-SDS; `source_prompt` and `z_source` are ignored. `corrective` overrides the one found from the config."""
+class LearnedManifoldCorrective(TextScoreLoss):
+    """LMC-SDS; `corrective` overrides the one found from the config."""
+
+    name = "lmc"
 
     def __init__(self, config: DistillationConfig, prior: DiffusionPrior, corrective: Optional[CorrectiveUNet] = None):
-        self.config = config.with_defaults()
-        self.prior = prior
+        super().__init__(config, prior)
         self.corrective = corrective if corrective is not None else find_corrective(self.config, prior)
         self.corrective.to(prior.device).eval().requires_grad_(False)
         self._fixed_eps: Optional[Tensor] = None
@@ -73,7 +64,7 @@ class LearnedManifoldCorrective:
         return self._fixed_eps
 
     @torch.no_grad()
-    def gradient(self, z: Tensor, t: Tensor, eps: Tensor, eps_cond: Tensor, prompts):
+    def deltas(self, z: Tensor, t: Tensor, eps: Tensor, eps_cond: Tensor, prompts):
         """(ε(y) − ε(∅), b̂ψ(z, t) − ẑ_t) from one UNet call."""
         prior, batch = self.prior, z.shape[0]
         z = z.detach()
@@ -91,21 +82,10 @@ class LearnedManifoldCorrective:
         b_hat = match_std(self.corrective(z, t.float() / prior.num_train_timesteps), z_hat)
         return eps_text - eps_uncond, b_hat - z_hat
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        eps_cond = self.cond_noise(z, eps, step, generator)
-        delta_cond, delta_lmc = self.gradient(z, t, eps, eps_cond, as_prompts(prompt, z.shape[0]))
+    def gradient(self, z, t, eps, prompts, step, generator):
+        """w(t)·(ω·∇L_cond + ∇L_lmc)/ω."""
+        delta_cond, delta_lmc = self.deltas(z, t, eps, self.cond_noise(z, eps, step, generator), prompts)
         omega = self.config.guidance_scale
         w = timestep_weight(self.prior.alpha_bar(t), self.config.weighting)
-        grad = w * (omega * delta_cond + delta_lmc) / omega
         terms = {"l_cond": float((delta_cond**2).mean()), "l_lmc": float((delta_lmc**2).mean())}
-        return finish(z, grad, t, terms, grad_scale=self.config.grad_scale, name="lmc")
+        return w * (omega * delta_cond + delta_lmc) / omega, terms

@@ -15,20 +15,10 @@ s = 7.5 (NFSD works at a nominal CFG scale), t ∈ [20, 980). One UNet call of 3
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    draw_t_and_eps,
-    finish,
-    timestep_weight,
-)
+from nerfedit.losses.base import DistillationConfig, TextScoreLoss, timestep_weight
 from nerfedit.priors.prior import DiffusionPrior
 
 NFSD_SMALL_T = 0.2
@@ -48,23 +38,10 @@ def nfsd_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, prom
     return timestep_weight(prior.alpha_bar(t), config.weighting) * (delta_d + config.guidance_scale * delta_c)
 
 
-class NoiseFreeScoreDistillation:
-    """NFSD; `source_prompt` and `z_source` are ignored."""
+class NoiseFreeScoreDistillation(TextScoreLoss):
+    """NFSD."""
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
+    name = "nfsd"
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        grad = nfsd_gradient(self.prior, z, t, eps, as_prompts(prompt, z.shape[0]), self.config)
-        return finish(z, grad, t, grad_scale=self.config.grad_scale, name="nfsd")
+    def gradient(self, z, t, eps, prompts, step, generator):
+        return nfsd_gradient(self.prior, z, t, eps, prompts, self.config), {}

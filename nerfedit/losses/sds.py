@@ -9,21 +9,10 @@ One batched UNet call of 2B rows [uncond, cond]. Defaults: s = 100, w = 1 âˆ’ á¾
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    classifier_free_guidance,
-    draw_t_and_eps,
-    finish,
-    timestep_weight,
-)
+from nerfedit.losses.base import DistillationConfig, TextScoreLoss, classifier_free_guidance, timestep_weight
 from nerfedit.priors.prior import DiffusionPrior
 
 
@@ -44,23 +33,10 @@ def sds_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, promp
     return timestep_weight(prior.alpha_bar(t), config.weighting) * delta
 
 
-class ScoreDistillation:
-    """DreamFusion's SDS loss; `source_prompt` and `z_source` are ignored."""
+class ScoreDistillation(TextScoreLoss):
+    """DreamFusion's SDS loss."""
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
+    name = "sds"
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        grad = sds_gradient(self.prior, z, t, eps, as_prompts(prompt, z.shape[0]), self.config)
-        return finish(z, grad, t, grad_scale=self.config.grad_scale, name="sds")
+    def gradient(self, z, t, eps, prompts, step, generator):
+        return sds_gradient(self.prior, z, t, eps, prompts, self.config), {}

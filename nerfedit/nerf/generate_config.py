@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal, Type
+from typing import ClassVar, Type
 
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
-from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from nerfedit.errors import UserError, exit_with
@@ -32,6 +32,7 @@ from nerfedit.nerf.generate_model import GenerateModelConfig
 from nerfedit.nerf.generate_pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
 from nerfedit.nerf.method_configs import DEFAULT_DEVICE
 from nerfedit.nerf.validate import check_prior
+from nerfedit.nerf.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
 
 
 def check_no_data(config: TrainerConfig) -> None:
@@ -65,11 +66,12 @@ def slug(prompt: str) -> str:
 
 
 @dataclass
-class GenerateTrainerConfig(TrainerConfig):
+class GenerateTrainerConfig(ValidatedTrainerConfig):
     """nerfstudio's TrainerConfig; bad input stops ns-train with one line before it prints or writes anything."""
 
     _target: Type = field(default_factory=lambda: GenerateTrainer)
     """target class to instantiate"""
+    prog: ClassVar[str] = PROG
 
     def __post_init__(self) -> None:
         # ns-train moves --data into the datamanager with a log line before any other hook runs: refuse it here,
@@ -84,26 +86,14 @@ class GenerateTrainerConfig(TrainerConfig):
         if self.experiment_name is None:
             self.experiment_name = slug(self.prompt or self.pipeline.prompt)
 
-    def print_to_terminal(self) -> None:
-        """ns-train prints, then saves the config: validate first, so bad input leaves no run folder behind."""
-        try:
-            validate(self)
-        except UserError as error:
-            exit_with(error, PROG)
-        super().print_to_terminal()
+    def validate(self) -> None:
+        validate(self)
 
 
-class GenerateTrainer(Trainer):
+class GenerateTrainer(ValidatedTrainer):
     """nerfstudio's Trainer; a bad input or an unloadable prior/corrective is one line, before training."""
 
     config: GenerateTrainerConfig
-
-    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
-        try:
-            validate(self.config)
-            super().setup(test_mode)
-        except UserError as error:
-            exit_with(error, PROG)
 
 
 def nerfedit_generate_config() -> GenerateTrainerConfig:

@@ -24,7 +24,6 @@ from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import tyro
 
 from nerfstudio.cameras.cameras import Cameras
@@ -37,6 +36,7 @@ from nerfedit.errors import UserError
 from nerfedit.losses.base import DistillationConfig
 from nerfedit.nerf.generate_datamanager import GenerateDataManagerConfig
 from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
+from nerfedit.nerf.prior_options import PriorOptions, encode_renders, load_configured_prior
 
 PROG = "nerfedit-generate"
 GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
@@ -108,15 +108,6 @@ def resolve_loss(loss: GenerateLossConfig, max_num_iterations: Optional[int] = N
     return replace(loss, **unset)
 
 
-def encode_renders(prior, images: torch.Tensor) -> torch.Tensor:
-    """Renders [B, 3, H, W] in [0, 1] → the prior's latents (differentiable): resized (bilinear) to the prior's
-    resolution, encoded in the prior's own precision outside any autocast."""
-    if images.shape[-2:] != (prior.resolution, prior.resolution):
-        images = F.interpolate(images, size=(prior.resolution, prior.resolution), mode="bilinear", align_corners=False)
-    with torch.autocast(device_type=prior.device.type, enabled=False):
-        return prior.encode_images(images.to(prior.device))
-
-
 def circle_cameras(views: int, elevation_deg: float, distance: float, focal: float, resolution: int) -> Cameras:
     """`views` cameras evenly spaced in azimuth on a circle at `elevation_deg`, looking at the origin: the toy
     world's `OrbitCamera`s (z up, focal in image widths) as nerfstudio `Cameras` — turntable and evaluation views."""
@@ -158,8 +149,9 @@ def toy_datamanager() -> GenerateDataManagerConfig:
 
 
 @dataclass
-class GeneratePipelineConfig(VanillaPipelineConfig):
-    """Text-to-3D: a generfacto field distilled from a latent diffusion prior by nerfedit's loss core."""
+class GeneratePipelineConfig(VanillaPipelineConfig, PriorOptions):
+    """Text-to-3D: a generfacto field distilled from a latent diffusion prior by nerfedit's loss core
+    (`PriorOptions` adds --pipeline.prior, --pipeline.prior-device/-dtype and the turntable)."""
 
     _target: Type = field(default_factory=lambda: GeneratePipeline)
     """target class to instantiate"""
@@ -171,18 +163,8 @@ class GeneratePipelineConfig(VanillaPipelineConfig):
     """What to generate, e.g. "a red cube on a wooden floor". Required; editable in the viewer."""
     loss: GenerateLossConfig = field(default_factory=GenerateLossConfig)
     """The score-distillation loss, e.g. --pipeline.loss.name sds --pipeline.loss.guidance-scale 100."""
-    prior: str = "toy"
-    """Diffusion prior: toy (embedded, offline) | sd14 | sd15 | sd21b | a hub id | a local diffusers folder."""
-    prior_device: Optional[str] = None
-    """Device of the prior, e.g. cuda:1 to keep it off the field's GPU. Default: the pipeline's device."""
-    prior_dtype: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    """Dtype of the prior's networks: auto = fp16 on CUDA, fp32 on CPU."""
     seed: Optional[int] = None
     """Seed of the loss' draws (t, ε, and the fixed ε of --pipeline.loss.fixed-eps). None: from --machine.seed."""
-    turntable_frames: int = 48
-    """Frames of the turntable video (turntable.mp4 in the run folder) written at the end (0: none)."""
-    turntable_fps: int = 12
-    """Frame rate of the turntable video."""
     turntable_elevation: float = 30.0
     """Elevation (degrees) of the turntable's camera circle."""
 
@@ -219,10 +201,7 @@ class GeneratePipeline(VanillaPipeline):
     def get_prior(self):
         """The diffusion prior, loaded on first use (never for ns-render / ns-export / ns-viewer)."""
         if self._prior is None:
-            from nerfedit.priors import load_prior
-
-            dtype = None if self.config.prior_dtype == "auto" else self.config.prior_dtype
-            self._prior = load_prior(self.config.prior, self.config.prior_device or str(self.device), dtype)
+            self._prior = load_configured_prior(self.config, str(self.device))
         return self._prior
 
     def get_loss(self):

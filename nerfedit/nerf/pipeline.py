@@ -38,6 +38,7 @@ from nerfedit.errors import UserError
 from nerfedit.image.edit import EditConfig, edit_latents
 from nerfedit.losses.base import DistillationConfig
 from nerfedit.nerf.model import NerfEditModel, NerfEditModelConfig
+from nerfedit.nerf.prior_options import PriorOptions, encode_renders, load_configured_prior
 from nerfedit.nerf.render import (
     crop_bundle,
     deferred_backward,
@@ -55,9 +56,6 @@ from nerfedit.nerf.render import (
 from nerfedit.nerf.validate import EDIT_STATE_KEY, check_loss
 from nerfedit.nerf.viewer import EditControls, side_by_side
 
-PriorDtype = Literal["auto", "fp32", "fp16", "bf16"]
-
-
 @dataclass
 class NerfLossConfig(DistillationConfig):
     """The loss core's settings (`nerfedit.losses.base.DistillationConfig`); `None` = the paper's default."""
@@ -67,8 +65,9 @@ class NerfLossConfig(DistillationConfig):
 
 
 @dataclass
-class NerfEditPipelineConfig(VanillaPipelineConfig):
-    """Text-driven editing of a nerfacto scene by score distillation from a latent diffusion prior."""
+class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
+    """Text-driven editing of a nerfacto scene by score distillation from a latent diffusion prior
+    (`PriorOptions` adds --pipeline.prior, --pipeline.prior-device/-dtype and the before | after turntable)."""
 
     _target: Type = field(default_factory=lambda: NerfEditPipeline)
     """target class to instantiate"""
@@ -82,12 +81,6 @@ class NerfEditPipelineConfig(VanillaPipelineConfig):
     """What the scene shows now, e.g. "a red cube on a wooden floor" (DDS/CDS contrast the edit against it)."""
     target_prompt: str = ""
     """What the scene should show, e.g. "a blue cube on a wooden floor". Required."""
-    prior: str = "toy"
-    """Diffusion prior: toy (embedded, offline) | sd14 | sd15 | sd21b | a hub id | a local diffusers folder."""
-    prior_device: Optional[str] = None
-    """Device of the prior, e.g. cuda:1 to keep it off the field's GPU. Default: the pipeline's device."""
-    prior_dtype: PriorDtype = "auto"
-    """Dtype of the prior's networks: auto = fp16 on CUDA, fp32 on CPU."""
     loss: NerfLossConfig = field(default_factory=NerfLossConfig)
     """The score-distillation loss (e.g. --pipeline.loss.name dds --pipeline.loss.guidance-scale 7.5)."""
     reuse_source: bool = False
@@ -122,12 +115,9 @@ class NerfEditPipelineConfig(VanillaPipelineConfig):
     viewer_max_res: Optional[int] = None
     """Initial "Max res" of the viewer's 3D view (nerfstudio: 512). Renders hold the train lock, so on a CPU
     a small value keeps training and Preview responsive."""
-    preview_steps: int = 40
-    """Latent optimisation steps of the viewer's 2D Preview (same loss core, same settings)."""
-    turntable_frames: int = 48
-    """Frames of the before/after turntable video written at the end (0: none)."""
-    turntable_fps: int = 12
-    """Frame rate of the turntable video."""
+    preview_steps: int = 200
+    """Latent optimisation steps of the viewer's 2D Preview: the 2D edit's own 200 DDS steps (same loss core,
+    same settings; a few seconds with the toy prior on a CPU, ~20 s with Stable Diffusion on a GPU)."""
 
 
 class NerfEditPipeline(VanillaPipeline):
@@ -192,11 +182,7 @@ class NerfEditPipeline(VanillaPipeline):
     def get_prior(self):
         """The diffusion prior, loaded on first use on `prior_device` (default: the pipeline's device)."""
         if self._prior is None:
-            from nerfedit.priors import load_prior
-
-            device = self.config.prior_device or str(self.device)
-            dtype = None if self.config.prior_dtype == "auto" else self.config.prior_dtype
-            self._prior = load_prior(self.config.prior, device, dtype)
+            self._prior = load_configured_prior(self.config, str(self.device))
         return self._prior
 
     def edit_resolution(self) -> int:
@@ -225,12 +211,7 @@ class NerfEditPipeline(VanillaPipeline):
         return self.encode(image)
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """Images [B, 3, H, W] in [0, 1] → the prior's latents (differentiable), resized to its resolution."""
-        prior = self.get_prior()
-        if image.shape[-1] != prior.resolution or image.shape[-2] != prior.resolution:
-            image = F.interpolate(image, size=(prior.resolution, prior.resolution), mode="bilinear", align_corners=False)
-        with torch.autocast(device_type=prior.device.type, enabled=False):
-            return prior.encode_images(image.to(prior.device))
+        return encode_renders(self.get_prior(), image)
 
     # ---- phases ---------------------------------------------------------------------------
     def get_train_loss_dict(self, step: int):

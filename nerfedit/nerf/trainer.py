@@ -17,11 +17,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Tuple, Type
+from typing import Optional, Tuple, Type
 
 import torch
 
-from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from nerfedit.errors import UserError, exit_with
@@ -34,6 +34,7 @@ from nerfedit.nerf.validate import (
     checkpoint_path,
     inspect_checkpoint,
 )
+from nerfedit.nerf.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
 
 PROG = "nerfedit"
 INTERRUPTED_EXIT_CODE = 130
@@ -80,7 +81,7 @@ def _has_checkpoints(folder: Path) -> bool:
 
 
 @dataclass
-class NerfEditTrainerConfig(TrainerConfig):
+class NerfEditTrainerConfig(ValidatedTrainerConfig):
     """nerfstudio's TrainerConfig; the number of steps comes from --pipeline.reconstruct-steps/--pipeline.edit-steps."""
 
     _target: Type = field(default_factory=lambda: NerfEditTrainer)
@@ -113,26 +114,14 @@ class NerfEditTrainerConfig(TrainerConfig):
         self.output_dir, self.experiment_name, self.timestamp = run.parents[2], run.parents[1].name, run.name
         CONSOLE.print(f"nerfedit: resuming the run in {run}")
 
-    def print_to_terminal(self) -> None:
-        """ns-train prints, then saves the config: validate first, so bad input leaves no run folder behind."""
-        try:
-            validate(self)
-        except UserError as error:
-            exit_with(error, PROG)
-        super().print_to_terminal()
+    def validate(self) -> None:
+        validate(self)
 
 
-class NerfEditTrainer(Trainer):
+class NerfEditTrainer(ValidatedTrainer):
     """Trainer whose checkpoint loading tells a nerfacto source from a nerfedit run to resume."""
 
     config: NerfEditTrainerConfig
-
-    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
-        try:
-            validate(self.config)
-            super().setup(test_mode)
-        except UserError as error:
-            exit_with(error, PROG)
 
     def _load_checkpoint(self) -> None:
         given = checkpoint_to_load(self.config)
