@@ -15,10 +15,9 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from nerfedit.errors import USAGE_EXIT_CODE, UserError, exit_with
+from nerfedit.errors import UserError, exit_with
 
 PROG = "nerfedit"
 
@@ -82,44 +81,25 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return super()._split_lines(text, width)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
+def _bounded(parse: Callable[[str], float], accept: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    """An argparse `type` that parses with `parse` and refuses values `accept` rejects (and infinity)."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, not '{text}'") from None
+        if not accept(value) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text}")
+        return value
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, not '{text}'") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0, not {text}")
-    return value
+_positive_int = _bounded(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _bounded(int, lambda v: v >= 0, "an integer ≥ 0")
+_positive_float = _bounded(float, lambda v: v > 0, "a positive number")
+_non_negative_float = _bounded(float, lambda v: v >= 0, "a number ≥ 0")
 
 
 def _para(text: str) -> str:
