@@ -8,6 +8,10 @@ the toy world's middle distance and focal) are read by the judge:
 - colour: how often the judge reads the prompted colour     (bar: ≥ 75% of the views)
 - shape:  how often the judge reads the prompted shape      (bar: ≥ 50% of the views)
 
+The judged views are lit as the toy world lights its objects (`lit_renders`: ambient, sky and a fixed sun; the
+turntable shows the same): the judge has only ever seen lit objects, and generfacto's unlit albedo render is a
+flat silhouette. The judge's reads of the unlit albedo renders are printed beside, for comparison.
+
     python scripts/run_text_to_3d_eval.py                          # LMC-SDS and SDS, 4 prompts (≤ 20 min, 2 cores)
     python scripts/run_text_to_3d_eval.py --loss bridge            # SDS-Bridge instead of LMC-SDS
     python scripts/run_text_to_3d_eval.py --prior /tmp/tiny --steps 3 --prompts 1 --judge none   # plumbing only
@@ -102,15 +106,15 @@ def train(prompt: str, loss: str, output_dir: Path, timestamp: str, args) -> Dic
 
 
 def orbit_views(config_path: Path) -> Dict[str, torch.Tensor]:
-    """The run's model (loaded as ns-render loads it) rendered from the judged orbit: rgb [VIEWS, 3, H, W] and
-    accumulation [VIEWS, 1, H, W]."""
+    """The run's model (loaded as ns-render loads it) rendered from the judged orbit: lit and rgb (unlit albedo)
+    [VIEWS, 3, H, W] and accumulation [VIEWS, 1, H, W]."""
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from nerfedit.nerf.generate_pipeline import circle_cameras, render_outputs
+    from nerfedit.nerf.generate_pipeline import circle_cameras, lit_renders
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
     cameras = circle_cameras(VIEWS, ELEVATION, RADIUS, FOCAL, pipeline.datamanager.config.eval_resolution)
-    return render_outputs(pipeline.model, cameras, ("rgb", "accumulation"))
+    return lit_renders(pipeline.model, cameras)
 
 
 def contact_sheet(path: Path, rows: List[Dict[str, object]], views: Dict[int, torch.Tensor], every: int = 2) -> None:
@@ -136,6 +140,11 @@ def contact_sheet(path: Path, rows: List[Dict[str, object]], views: Dict[int, to
             if read:
                 draw.text((label_w + c * (size + gap) + 2, y + 2), f"{read['color'][c * every]} {read['shape'][c * every]}", fill="white")
     save_image(path, np.asarray(sheet))
+
+
+def percent(row: Dict[str, object], key: str) -> str:
+    """A rate of a result row as a percentage ("n/a" without a judge)."""
+    return f"{row[key]:.0%}" if key in row else "n/a"
 
 
 def parse_args(argv: Optional[Sequence[str]]):
@@ -196,7 +205,7 @@ def evaluate(args) -> int:
     views: Dict[int, torch.Tensor] = {}
     for i, ((prompt, loss), run) in enumerate(zip(jobs, runs)):
         rendered = orbit_views(run["config"])
-        views[i] = rendered["rgb"].clamp(0, 1)
+        views[i] = rendered["lit"]
         row: Dict[str, object] = {
             "prompt": prompt, "loss": loss, "seconds": run["seconds"], "run": str(run["config"].parent),
             "object_pixels": float((rendered["accumulation"] > 0.5).float().mean()),
@@ -204,21 +213,25 @@ def evaluate(args) -> int:
         if judge is not None:
             from nerfedit.judge.model import judge_images
 
-            read = judge_images(views[i], judge=judge)
             wanted = prompted_words(prompt)
-            row["read"] = {"color": read["color"], "shape": read["shape"]}
-            row["color_rate"] = float(np.mean([c == wanted["color"] for c in read["color"]]))
-            row["shape_rate"] = float(np.mean([s == wanted["shape"] for s in read["shape"]]))
+            for key, images in (("", views[i]), ("albedo_", rendered["rgb"].clamp(0, 1))):
+                read = judge_images(images, judge=judge)
+                row[f"{key}read"] = {"color": read["color"], "shape": read["shape"]}
+                row[f"{key}color_rate"] = float(np.mean([c == wanted["color"] for c in read["color"]]))
+                row[f"{key}shape_rate"] = float(np.mean([s == wanted["shape"] for s in read["shape"]]))
         rows.append(row)
     total_seconds = time.perf_counter() - start
 
     print()
-    print(f"{'prompt':<40} {'loss':<7} {'colour':>7} {'shape':>7} {'object px':>10} {'train s':>8}")
+    print(f"{'prompt':<40} {'loss':<7} {'colour':>7} {'shape':>7} {'unlit colour/shape':>19} {'object px':>10} {'train s':>8}")
     for row in rows:
-        color = f"{row['color_rate']:.0%}" if "color_rate" in row else "n/a"
-        shape = f"{row['shape_rate']:.0%}" if "shape_rate" in row else "n/a"
-        print(f"{row['prompt']:<40} {row['loss']:<7} {color:>7} {shape:>7} {row['object_pixels']:>10.0%} {row['seconds']:>8.0f}")
-    print("(object px: share of the judged pixels the field covers (accumulation > 0.5): near 0 means the\n"
+        unlit = f"{percent(row, 'albedo_color_rate')} / {percent(row, 'albedo_shape_rate')}"
+        print(
+            f"{row['prompt']:<40} {row['loss']:<7} {percent(row, 'color_rate'):>7} {percent(row, 'shape_rate'):>7} "
+            f"{unlit:>19} {row['object_pixels']:>10.0%} {row['seconds']:>8.0f}"
+        )
+    print("(colour, shape: judge's reads of the lit views, which the bars are on; unlit: of the albedo renders.\n"
+          " object px: share of the judged pixels the field covers (accumulation > 0.5): near 0 means the\n"
           " prompt was painted on the background and the colour/shape reads are not of an object)")
     report: Dict[str, object] = {
         "steps": args.steps, "seed": args.seed, "prior": args.prior, "views": VIEWS, "elevation": ELEVATION,

@@ -6,6 +6,7 @@ random SD model — with which only the plumbing is checked (a random UNet gives
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from nerfedit.nerf.generate_pipeline import (
     GenerateLossConfig,
     circle_cameras,
     encode_renders,
+    lit_renders,
     render_outputs,
     resolve_loss,
     vertical_rotation_range,
@@ -127,6 +129,68 @@ def test_help_documents_the_flags(capsys):
     assert "--pipeline.loss.patchnce-weight" not in help_text
 
 
+# ---- rendering ---------------------------------------------------------------------------------------
+def test_matter_colour_composites_over_the_background_once():
+    """generfacto's accumulation · colour + (1 − accumulation) · background is Σ w·c + (1 − Σ w)·background with
+    our RGB renderer (nerfstudio's RGBRenderer would mix white into half-transparent matter)."""
+    from nerfedit.nerf.generate_model import MatterColourRenderer
+
+    rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])  # one ray, two samples
+    weights = torch.tensor([[[0.3], [0.2]]])
+    background = torch.tensor([[0.0, 1.0, 0.0]])
+    accumulation = weights.sum(dim=-2)
+    composite = accumulation * MatterColourRenderer()(rgb=rgb, weights=weights) + (1 - accumulation) * background
+    assert torch.allclose(composite, torch.tensor([[0.3, 0.5, 0.2]]))
+
+
+def test_sun_lit_training_render_shades_the_object_only():
+    """`sun_lit`: the object's colour times the world's light for its normal, the background as it was."""
+    from nerfedit.nerf.generate_model import GenerateModelConfig
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.world.render import object_shading
+
+    pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(sun_shading=True)).setup(device="cpu", test_mode="inference")
+    up = torch.tensor([0.0, 0.0, 1.0])
+    colour, background = torch.tensor([0.8, 0.4, 0.2]), torch.tensor([0.1, 0.2, 0.3])
+    accumulation = torch.tensor([[1.0], [0.0]])  # an object pixel, a background pixel
+    outputs = {
+        "accumulation": accumulation,
+        "rgb_only": colour.expand(2, 3),
+        "normals": (up + 1) / 2 * accumulation,  # generfacto's normals output
+        "train_output": accumulation * colour + (1 - accumulation) * background,
+    }
+    lit = pipeline.model.sun_lit(outputs)
+    assert torch.allclose(lit[1], background)
+    shade = lit[0] / colour  # the sun is 40–70° up: the shading of an upward normal lies between those
+    assert torch.allclose(shade, shade[0].expand(3))
+    bounds = [float(object_shading(up, torch.tensor([0.0, math.cos(math.radians(e)), math.sin(math.radians(e))]))) for e in (40, 70)]
+    assert bounds[0] - 1e-6 <= float(shade[0]) <= bounds[1] + 1e-6
+
+
+def test_collider_radius_and_opacity_weight_are_what_the_config_says():
+    """The sphere the rays are sampled in has `collider_radius`; the opacity penalty is weighted once by
+    `opacity_loss_mult` (generfacto weights it twice)."""
+    from nerfedit.nerf.generate_model import GenerateModelConfig
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+
+    model_config = GenerateModelConfig(collider_radius=0.6, opacity_loss_mult=0.1)
+    pipeline = GeneratePipelineConfig(prompt="a red cube", model=model_config).setup(device="cpu", test_mode="inference")
+    model = pipeline.model
+    assert model.collider.radius == 0.6
+    model.train()
+    ray_bundle, batch = pipeline.datamanager.next_train(200)
+    outputs = model(ray_bundle)
+    weights = outputs["weights_list"][-1]
+    expected = 0.1 * torch.sqrt(weights.sum(dim=-2) ** 2 + 0.01).mean()
+    assert torch.allclose(model.get_loss_dict(outputs, batch)["opacity_loss"], expected)
+    ray_bundle = model.collider(ray_bundle)  # rays that meet the sphere are sampled between its two surfaces
+    hits = (ray_bundle.fars > ray_bundle.nears).squeeze(-1)
+    assert hits.any()
+    for ends in (ray_bundle.nears, ray_bundle.fars):
+        radii = (ray_bundle.origins + ends * ray_bundle.directions)[hits].norm(dim=-1)
+        assert torch.allclose(radii, torch.full_like(radii, 0.6), atol=1e-4)
+
+
 # ---- end to end ---------------------------------------------------------------------------------------
 def _config(tmp_path: Path, prior: str, loss: str, steps: int, resolution: int = 32):
     config = nerfedit_generate_config()
@@ -199,8 +263,10 @@ def test_generate_end_to_end(tmp_path, tiny_prior_dir, monkeypatch):
     monkeypatch.setitem(all_methods, "nerfedit-generate", nerfedit_generate_config())  # as the entry point does
     _, loaded, _, step = eval_setup(run / "config.yml", test_mode="inference")
     assert step == 11 and loaded._prior is None  # the last step; no prior loaded outside training
-    image = render_outputs(loaded.model, circle_cameras(1, 30.0, 3.5, 1.5, 16))["rgb"][0]
-    assert image.shape == (3, 16, 16) and torch.isfinite(image).all()
+    views = lit_renders(loaded.model, circle_cameras(2, 30.0, 3.5, 1.5, 16))
+    assert views["lit"].shape == views["rgb"].shape == (2, 3, 16, 16) and torch.isfinite(views["lit"]).all()
+    empty = (views["accumulation"] < 1e-4).expand_as(views["rgb"])  # the sun lights the object, not the background
+    assert torch.allclose(views["lit"][empty], views["rgb"][empty].clamp(0, 1), atol=1e-3)
 
 
 class _WordPrior:
@@ -261,7 +327,7 @@ def test_prompt_is_editable_in_the_viewer(tiny_prior_dir):
 @pytest.mark.skipif(not HAVE_TOY, reason="needs the embedded toy prior")
 def test_lmc_generates_the_prompted_colour_with_toy(tmp_path):
     """A full-length CPU run of the default method (LMC-SDS, toy): the judge reads the prompted colour on most of 16
-    orbit views of an object the field really renders (not the background)."""
+    lit orbit views, and the shape on half of them, of an object the field really renders (not the background)."""
     from nerfedit.judge.model import judge_images
 
     config = _config(tmp_path, "toy", "lmc", steps=nerfedit_generate_config().max_num_iterations)
@@ -269,7 +335,8 @@ def test_lmc_generates_the_prompted_colour_with_toy(tmp_path):
     config.pipeline.datamanager.eval_resolution = 64
     trainer = _train(config)
     trainer.train()
-    views = render_outputs(trainer.pipeline.model, circle_cameras(16, 30.0, 3.5, 1.5, 64), ("rgb", "accumulation"))
-    read = judge_images(views["rgb"].clamp(0, 1))
+    views = lit_renders(trainer.pipeline.model, circle_cameras(16, 30.0, 3.5, 1.5, 64))
+    read = judge_images(views["lit"])
     assert sum(c == "red" for c in read["color"]) >= 12, read["color"]
+    assert sum(s == "cube" for s in read["shape"]) >= 8, read["shape"]
     assert float((views["accumulation"] > 0.5).float().mean()) > 0.03  # an object, not a red background

@@ -8,11 +8,13 @@
 The defaults are sized for the embedded toy prior on a CPU (400 steps of 32² renders, upsampled to the prior's
 64²; a small generfacto field; the toy world's camera ranges; ~0.3 s per step on one core). For Stable Diffusion
 pass e.g. `--pipeline.prior sd21b --pipeline.datamanager.train-resolution 64 --max-num-iterations 10000` (64²
-renders upsampled to the prior's 512², as DreamFusion and threestudio do).
+renders upsampled to the prior's 512², as DreamFusion and threestudio do). The regulariser weights, the 0.8
+collider and the sun-lit training renders were tuned on the toy prior (`scripts/run_text_to_3d_eval.py`); with
+Stable Diffusion they are untested (generfacto's own shading: `--pipeline.model.sun-shading False`).
 Bad input — an empty prompt, `--data`, a loss that needs a source image or is unknown, an unavailable prior
 or LMC-SDS corrective — is one line (`nerfedit-generate: error: …`, exit code 2) before anything is written.
 The run folder is nerfstudio's (config.yml, nerfstudio_models/), so ns-render, ns-viewer and ns-export work on it,
-plus turntable.mp4 (and a PNG strip of it) written at the end.
+plus turntable.mp4 (lit by a fixed sun; and a PNG strip of it) written at the end.
 """
 
 from __future__ import annotations
@@ -115,9 +117,10 @@ def nerfedit_generate_config() -> GenerateTrainerConfig:
                 distortion_loss_mult=1.0,
                 interlevel_loss_mult=100.0,
                 sphere_collider=True,
+                collider_radius=0.8,  # the toy world's objects are about one unit across (bounding radius 0.72 at size 1)
                 initialize_density=False,  # the log-density bias below is the start-up blob (threestudio's)
                 density_bias_scale=10.0,
-                density_bias_radius=0.5,
+                density_bias_radius=0.35,
                 random_background=True,
                 proposal_warmup=200,
                 proposal_update_every=0,
@@ -125,7 +128,10 @@ def nerfedit_generate_config() -> GenerateTrainerConfig:
                 start_lambertian_training=150,
                 start_normals_training=300,
                 orientation_loss_mult_range=(0, max_steps),
-                opacity_loss_mult=0.001,
+                # Weighted once (generfacto squares its weight): against the unscaled score-distillation gradient
+                # of a 32² render, weaker lets a cylinder grow to fill the collider, 10× stronger empties the scene.
+                opacity_loss_mult=30.0,
+                sun_shading=True,
                 positional_prompting="discrete",
             ),
             prompt="",

@@ -4,7 +4,7 @@ generfacto (nerfstudio 1.1.5, `nerfstudio/models/generfacto.py`) already has wha
 needs — a hash-grid field with a direction-only background MLP, proposal sampling inside a sphere, the density
 blob at the start (tapered off), albedo renders that turn into Lambertian-shaded ones (random light) after
 `start_lambertian_training`, random solid backgrounds, the opacity / orientation / distortion / interlevel
-regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep all of it and change three things:
+regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep all of it and change these things:
 
 1. No guidance inside the model. generfacto builds `StableDiffusion` / `DeepFloyd` (hub downloads) in
    `populate_modules` and computes its SDS in `get_loss_dict`. Here `get_loss_dict` returns generfacto's
@@ -23,6 +23,14 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
    off; on top of a fresh field's density ≈ 1 everywhere, that starts in fog, which short runs clear by
    emptying the scene and painting the prompt on the background. The background MLP has its own parameter
    group ("background"), so it can learn slower than the object (threestudio: 10×).
+5. Two generfacto slips mended. Its composite `accumulation · rgb + (1 − accumulation) · background` expects the
+   matter's own colour from its RGB renderer, which also blends in white: half-transparent matter turned
+   whitish (`MatterColourRenderer`). And it multiplies the opacity penalty by `opacity_loss_mult` twice: here
+   once, so the weight means what it says. The collider's radius (1 in generfacto) is `collider_radius`.
+6. Optional toy-world lighting in training (`sun_shading`): from `start_lambertian_training` every training render
+   shows the object lit as the world lights its objects (ambient, sky, a random sun) — what the toy prior has
+   seen — instead of generfacto's light near the camera on a quarter of the steps. Flat albedo, which the toy
+   prior never saw, made yellow drift to orange.
 
 Known generfacto behaviour we keep: its normals are density gradients taken without `create_graph`, so the
 orientation loss only logs and Lambertian shading moves colour and opacity, not normals directly.
@@ -33,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
+import numpy as np
 import torch
 import tyro
 from torch import Tensor, nn
@@ -41,8 +50,11 @@ from torch.nn import Parameter
 from nerfstudio.fields.generfacto_field import GenerfactoField
 from nerfstudio.generative.positional_text_embeddings import PositionalTextEmbeddings
 from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
+from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
 from nerfstudio.utils.external import TCNN_EXISTS
+
+from nerfedit.world.render import SUN_ELEVATION_RANGE, object_shading, unit_direction
 
 VIEW_SUFFIX_FIELDS = ("top_prompt", "side_prompt", "back_prompt", "front_prompt")
 """generfacto's view-dependent prompt suffixes (config field names), in `PositionalTextEmbeddings`' order."""
@@ -56,6 +68,30 @@ class PromptsAsEmbeddings:
     @staticmethod
     def get_text_embeds(prompt: str, negative_prompt: str) -> str:
         return prompt
+
+
+class MatterColourRenderer(nn.Module):
+    """Σ w·c / Σ w: the colour of the matter a ray meets, with no background in it.
+
+    generfacto composites `accumulation · renderer_rgb(…) + (1 − accumulation) · background`, i.e. it treats its
+    RGB renderer's output as the matter's own colour; nerfstudio's RGBRenderer returns Σ w·c + (1 − Σ w)·white
+    instead, which turns every semi-transparent sample whitish (faint fog becomes grey, soft edges pale). With
+    this renderer generfacto's composite is the usual Σ w·c + (1 − Σ w)·background."""
+
+    @staticmethod
+    def forward(rgb: Tensor, weights: Tensor, **_: object) -> Tensor:
+        accumulation = weights.sum(dim=-2)
+        return (weights * rgb).sum(dim=-2) / accumulation.clamp(min=1e-4)
+
+
+def lit_composite(matter: Tensor, background: Tensor, normals_output: Tensor, accumulation: Tensor, sun) -> Tensor:
+    """matter · object_shading(n, sun) + background: the rendered object (premultiplied colour) lit as the toy
+    world lights its objects (ambient, sky and the sun, no shadows). Channels last; `normals_output` is generfacto's
+    "normals" output, (n + 1) / 2 · accumulation, whose normals carry no gradient (no `create_graph`) anyway."""
+    normals = normals_output.detach() / accumulation.detach().clamp(min=1e-3) * 2 - 1
+    normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    sun = torch.as_tensor(sun, dtype=normals.dtype, device=normals.device)
+    return matter * object_shading(normals, sun)[..., None] + background
 
 
 class DensityBias(nn.Module):
@@ -105,10 +141,16 @@ class GenerateModelConfig(GenerfactoModelConfig):
         ]
     )
     """Arguments of the proposal density fields (generfacto: 2^17 tables, max res 128 and 256)."""
+    collider_radius: float = 1.0
+    """Radius of the sphere rays are sampled in, with `sphere_collider` (generfacto: 1.0, hard-coded)."""
     density_bias_scale: float = 0.0
     """s of the log-density bias s·(1 − r/R) (threestudio's DreamFusion: 10; 0: none, generfacto's blob only)."""
     density_bias_radius: float = 0.5
     """R of the log-density bias, in world units (threestudio: 0.5): the radius of the initial solid ball."""
+    sun_shading: bool = False
+    """Train on renders lit as the toy world lights its objects (ambient, sky, and a sun drawn from the world's
+    range: elevation 40–70°, any azimuth) at every step from `start_lambertian_training`, instead of generfacto's
+    shading (a light near the camera on a quarter of the steps, half of those textureless)."""
     positional_prompting: Literal["discrete", "off"] = "discrete"
     """View-dependent prompting: the suffix of the camera's view (front/side/back/overhead) or none."""
     # generfacto's guidance settings: unused here (the pipeline's --pipeline.prompt, --pipeline.loss, --pipeline.prior).
@@ -140,6 +182,9 @@ class GenerateModel(GenerfactoModel):
             hidden_dim_color=self.config.hidden_dim_color,
             implementation=self.config.implementation,
         )
+        self.renderer_rgb = MatterColourRenderer()
+        if self.config.sphere_collider:
+            self.collider = SphereCollider(torch.zeros(3), self.config.collider_radius)
         if self.config.density_bias_scale:
             self.field.mlp_base = DensityBias(
                 self.field.mlp_base, self.scene_box.aabb, self.config.density_bias_scale, self.config.density_bias_radius
@@ -154,6 +199,26 @@ class GenerateModel(GenerfactoModel):
             "fields": [p for p in self.field.parameters() if id(p) not in ids],
             "background": background,
         }
+
+    # ---- rendering -----------------------------------------------------------------------------
+    def get_outputs(self, ray_bundle):
+        shaded = self.train_shaded
+        if self.config.sun_shading:  # generfacto's own shading off: its train_output is then always unshaded
+            self.train_shaded = False
+        try:
+            outputs = super().get_outputs(ray_bundle)
+        finally:
+            self.train_shaded = shaded
+        if self.training and self.config.sun_shading and shaded:
+            outputs["train_output"] = self.sun_lit(outputs)
+        return outputs
+
+    def sun_lit(self, outputs: Dict[str, Tensor]) -> Tensor:
+        """The training render with its object lit by a random sun of the toy world, over the same background
+        (generfacto's unshaded train_output is accumulation · colour + background)."""
+        matter = outputs["accumulation"] * outputs["rgb_only"]
+        sun = unit_direction(float(np.random.uniform(*SUN_ELEVATION_RANGE)), float(np.random.uniform(0.0, 360.0)))
+        return lit_composite(matter, outputs["train_output"] - matter, outputs["normals"], outputs["accumulation"], sun)
 
     # ---- prompts ------------------------------------------------------------------------------
     def set_prompt(self, prompt: str, suffixes: Optional[Dict[str, str]] = None) -> None:
@@ -177,7 +242,8 @@ class GenerateModel(GenerfactoModel):
         if self.train_normals:
             loss_dict["orientation_loss"] = self.orientation_loss_mult * outputs["rendered_orientation_loss"].mean()
         if self.config.opacity_penalty:
-            loss_dict["opacity_loss"] = self.config.opacity_loss_mult * outputs["opacity_loss"].mean()
+            # generfacto's get_outputs has already multiplied by opacity_loss_mult (its get_loss_dict does it again).
+            loss_dict["opacity_loss"] = outputs["opacity_loss"].mean()
         if self.training:
             loss_dict["distortion_loss"] = self.config.distortion_loss_mult * distortion_loss(
                 outputs["weights_list"], outputs["ray_samples_list"]

@@ -35,8 +35,9 @@ from nerfstudio.viewer.viewer_elements import ViewerText
 from nerfedit.errors import UserError
 from nerfedit.losses.base import DistillationConfig
 from nerfedit.nerf.generate_datamanager import GenerateDataManagerConfig
-from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
+from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig, lit_composite
 from nerfedit.nerf.prior_options import PriorOptions, encode_renders, load_configured_prior
+from nerfedit.world.render import SUN_ELEVATION_RANGE, unit_direction
 
 PROG = "nerfedit-generate"
 GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
@@ -129,6 +130,24 @@ def render_outputs(model: GenerateModel, cameras: Cameras, outputs: Sequence[str
     finally:
         model.train(was_training)
     return {name: torch.stack([r[name].permute(2, 0, 1).cpu() for r in renders]) for name in outputs}
+
+
+SUN_ELEVATION_DEG, SUN_AZIMUTH_DEG = sum(SUN_ELEVATION_RANGE) / 2, 45.0
+"""The sun of lit renders (turntable, judged views): the middle of the toy world's sun elevations, fixed in the
+world frame as a scene's sun is, so that the object turns under it."""
+
+
+@torch.no_grad()
+def lit_renders(model: GenerateModel, cameras: Cameras) -> Dict[str, torch.Tensor]:
+    """`render_outputs` plus "lit": the albedo under the toy world's light (`object_shading`: ambient, sky and sun
+    at `SUN_ELEVATION_DEG`/`SUN_AZIMUTH_DEG`, no shadows) over the background. generfacto's `rgb` is unlit albedo,
+    a flat silhouette; lit, the object shows its shape as the world's images (and the judge) show objects."""
+    out = render_outputs(model, cameras, ("rgb", "accumulation", "normals", "background"))
+    last = {name: out[name].permute(0, 2, 3, 1) for name in out}  # channels last
+    sun = unit_direction(SUN_ELEVATION_DEG, SUN_AZIMUTH_DEG)
+    lit = lit_composite(last["rgb"] - last["background"], last["background"], last["normals"], last["accumulation"], sun)
+    out["lit"] = lit.permute(0, 3, 1, 2).clamp(0, 1)
+    return out
 
 
 def toy_datamanager() -> GenerateDataManagerConfig:
@@ -275,10 +294,11 @@ class GeneratePipeline(VanillaPipeline):
         return circle_cameras(views, self.config.turntable_elevation, dm.radius_mean, sum(dm.focal_range) / 2, dm.eval_resolution)
 
     def write_turntable(self, path: Path) -> Path:
-        """Render the turntable (eval mode: albedo over the background) and write it as mp4 (and a PNG strip)."""
+        """Render the turntable (the albedo lit by a fixed sun, over the background: `lit_renders`) and write it
+        as mp4 (and a PNG strip)."""
         from nerfedit.image.io import save_progress
 
-        images = render_outputs(self.model, self.turntable_cameras(self.config.turntable_frames))["rgb"].clamp(0, 1)
+        images = lit_renders(self.model, self.turntable_cameras(self.config.turntable_frames))["lit"]
         frames = [image.permute(1, 2, 0).numpy() for image in images]
         save_progress(path.with_suffix(".png"), frames[:: max(1, len(frames) // 8)])
         return save_progress(path, frames, fps=self.config.turntable_fps)

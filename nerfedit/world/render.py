@@ -65,6 +65,9 @@ _CYL_RADIUS, _CYL_HALF_HEIGHT = 0.38, 0.45
 _CONE_RADIUS, _CONE_HALF_HEIGHT = 0.45, 0.475
 _CUBE_HALF = 0.4
 
+SUN_ELEVATION_RANGE = (40.0, 70.0)
+"""Elevations (degrees) of the sun of random scenes; its azimuth is any."""
+
 # Lighting: kept moderate so that the colour of an object stays readable on its dark side.
 _AMBIENT_BASE, _AMBIENT_SKY, _DIFFUSE = 0.26, 0.14, 0.62
 
@@ -158,14 +161,15 @@ class ObjectSpec:
 
     def light_direction(self) -> np.ndarray:
         """Unit vector towards the sun, world frame."""
-        return _spherical(self.light_elevation_deg, self.light_azimuth_deg)
+        return unit_direction(self.light_elevation_deg, self.light_azimuth_deg)
 
     def labels(self) -> Tuple[int, int, int]:
         """(shape, colour, floor) indices into SHAPES, COLORS, FLOORS."""
         return shape_index(self.shape), color_index(self.color), floor_index(self.floor)
 
 
-def _spherical(elevation_deg: float, azimuth_deg: float) -> np.ndarray:
+def unit_direction(elevation_deg: float, azimuth_deg: float) -> np.ndarray:
+    """The unit vector at `elevation_deg` above the xy-plane and `azimuth_deg` from +x towards +y (world frame, z up)."""
     el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
     return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
 
@@ -181,7 +185,7 @@ class OrbitCamera:
     """Focal length in units of the image width (1.4 ≈ 39° horizontal field of view)."""
 
     def position(self) -> np.ndarray:
-        return self.distance * _spherical(self.elevation_deg, self.azimuth_deg)
+        return self.distance * unit_direction(self.elevation_deg, self.azimuth_deg)
 
     def c2w(self) -> np.ndarray:
         """4×4 float64 OpenGL camera-to-world matrix (camera looks down -z, y up), nerfstudio convention."""
@@ -202,6 +206,13 @@ class OrbitCamera:
         return f, f, size / 2.0, size / 2.0
 
 
+def object_shading(normals: Tensor, sun: Tensor) -> Tensor:
+    """The world's light on an object's surface (no shadows): ambient, a sky term brighter on upward normals, and
+    the sun's Lambert term. `normals` [..., 3] and `sun` (unit, towards the sun; broadcastable) in world frame."""
+    lambert = (normals * sun).sum(-1).clamp(min=0)
+    return _AMBIENT_BASE + _AMBIENT_SKY * (0.5 + 0.5 * normals[..., 2]) + _DIFFUSE * lambert
+
+
 def random_object(rng: np.random.Generator) -> ObjectSpec:
     """A uniformly random shape/colour/floor with a random size, yaw, small offset and sun direction."""
     shape = SHAPES[rng.integers(len(SHAPES))]
@@ -211,7 +222,7 @@ def random_object(rng: np.random.Generator) -> ObjectSpec:
     yaw = float(rng.uniform(0.0, 360.0))
     offset = (float(rng.uniform(-0.15, 0.15)), float(rng.uniform(-0.15, 0.15)))
     light_az = float(rng.uniform(0.0, 360.0))
-    light_el = float(rng.uniform(40.0, 70.0))
+    light_el = float(rng.uniform(*SUN_ELEVATION_RANGE))
     return ObjectSpec(shape, color, floor, size, yaw, offset, light_az, light_el)
 
 
@@ -441,8 +452,7 @@ def render_batch(objs: Sequence[ObjectSpec], cams: Sequence[OrbitCamera], size: 
         rays, o_loc, d_loc, t_loc, rot, scale = (x[hit] for x in (rays, o_loc, d_loc, t_loc, rot, scale))
         normal_loc = _normals(_SDF[shape], o_loc + d_loc * t_loc[:, None])
         normal = torch.einsum("nij,nj->ni", rot, normal_loc)
-        lambert = (normal * light[rays]).sum(-1).clamp(min=0)
-        shade = _AMBIENT_BASE + _AMBIENT_SKY * (0.5 + 0.5 * normal[:, 2]) + _DIFFUSE * lambert
+        shade = object_shading(normal, light[rays])
         albedo = torch.tensor([ALBEDO[objs[i].color] for i in range(batch)], dtype=torch.float32)[scene_of_ray[rays]]
         color[rays] = albedo * shade[:, None]
         t_hit[rays] = t_loc * scale
