@@ -167,6 +167,32 @@ def test_sun_lit_training_render_shades_the_object_only():
     assert bounds[0] - 1e-6 <= float(shade[0]) <= bounds[1] + 1e-6
 
 
+def test_floor_background_is_a_plane_seen_with_parallax():
+    """With `floor_height`, a ray heading down takes the colour of the floor point it lands on (whatever camera it
+    comes from), a ray heading up the direction-only background's; the floor MLP trains with the background's group."""
+    from nerfstudio.cameras.rays import RayBundle
+    from nerfstudio.fields.generfacto_field import GenerfactoField
+
+    from nerfedit.nerf.generate_model import FloorField, GenerateModelConfig
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+
+    pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(floor_height=-0.5)).setup(device="cpu", test_mode="inference")
+    field = pipeline.model.field
+    assert isinstance(field, FloorField)
+    assert {id(p) for p in field.mlp_floor_color.parameters()} <= {id(p) for p in pipeline.model.get_param_groups()["background"]}
+    origins = torch.tensor([[2.0, 0.0, 1.5], [0.0, -3.0, 2.5], [2.0, 0.0, 1.5], [0.0, -3.0, 2.5]])
+    landing = torch.tensor([0.3, 0.2, -0.5])
+    directions = torch.cat([landing - origins[:2], torch.tensor([[0.0, 0.6, 0.8], [0.0, 0.6, 0.8]])])
+    directions = directions / directions.norm(dim=-1, keepdim=True)
+    bundle = RayBundle(origins=origins, directions=directions, pixel_area=torch.ones(4, 1))
+    with torch.no_grad():
+        rgb = field.get_background_rgb(bundle)
+        sky = GenerfactoField.get_background_rgb(field, bundle)
+    assert torch.allclose(rgb[0], rgb[1], atol=1e-5)  # one floor point, two cameras
+    assert torch.allclose(rgb[2:], sky[2:])  # upward rays: generfacto's background at infinity
+    assert not torch.allclose(rgb[0], sky[0], atol=1e-3)
+
+
 def test_collider_radius_and_opacity_weight_are_what_the_config_says():
     """The sphere the rays are sampled in has `collider_radius`; the opacity penalty is weighted once by
     `opacity_loss_mult` (generfacto weights it twice)."""

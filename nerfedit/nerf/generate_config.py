@@ -6,7 +6,7 @@
     ns-train nerfedit-generate --pipeline.prompt "…" --pipeline.loss.fixed-eps True --machine.seed 3  # diverse LMC-SDS
 
 The defaults are sized for the embedded toy prior on a CPU (400 steps of 32² renders, upsampled to the prior's
-64²; a small generfacto field; the toy world's camera ranges; ~0.3 s per step on one core). For Stable Diffusion
+64²; a small generfacto field; the toy world's camera ranges; ~0.4 s per step on one core). For Stable Diffusion
 pass e.g. `--pipeline.prior sd21b --pipeline.datamanager.train-resolution 64 --max-num-iterations 10000` (64²
 renders upsampled to the prior's 512², as DreamFusion and threestudio do). The regulariser weights, the 0.8
 collider and the sun-lit training renders were tuned on the toy prior (`scripts/run_text_to_3d_eval.py`); with

@@ -31,6 +31,9 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
    shows the object lit as the world lights its objects (ambient, sky, a random sun) — what the toy prior has
    seen — instead of generfacto's light near the camera on a quarter of the steps. Flat albedo, which the toy
    prior never saw, made yellow drift to orange.
+7. An optional floor in the background (`floor_height`, `FloorField`): rays heading down meet a plane and take a
+   colour learned per point of it. generfacto's background depends on the direction alone, so a prompted floor
+   ("… on grass"), which shifts with the view, could only be built as fog inside the collider.
 
 Known generfacto behaviour we keep: its normals are density gradients taken without `create_graph`, so the
 orientation loss only logs and Lambertian shading moves colour and opacity, not normals directly.
@@ -47,6 +50,9 @@ import tyro
 from torch import Tensor, nn
 from torch.nn import Parameter
 
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.field_components.encodings import NeRFEncoding
+from nerfstudio.field_components.mlp import MLP
 from nerfstudio.fields.generfacto_field import GenerfactoField
 from nerfstudio.generative.positional_text_embeddings import PositionalTextEmbeddings
 from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
@@ -92,6 +98,37 @@ def lit_composite(matter: Tensor, background: Tensor, normals_output: Tensor, ac
     normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-6)
     sun = torch.as_tensor(sun, dtype=normals.dtype, device=normals.device)
     return matter * object_shading(normals, sun)[..., None] + background
+
+
+class FloorField(GenerfactoField):
+    """generfacto's field whose background has a floor: a ray heading down meets the plane z = `floor_height` and
+    takes a colour learned as a function of where it lands (Fourier features of x, y → MLP); other rays keep the
+    direction-only background MLP ("at infinity"). A prompt's floor ("… on a wooden floor") shifts with the view;
+    a direction-only background cannot show that parallax, so the field builds the floor as fog in its sphere."""
+
+    def __init__(self, *args, floor_height: float, implementation: str = "torch", **kwargs) -> None:
+        super().__init__(*args, implementation=implementation, **kwargs)
+        self.floor_height = floor_height
+        # Periods 1 to 1/4 world unit: finer ones alias where the floor recedes (a pixel there spans several).
+        self.floor_encoding = NeRFEncoding(in_dim=2, num_frequencies=3, min_freq_exp=0.0, max_freq_exp=2.0, include_input=True)
+        self.mlp_floor_color = MLP(
+            in_dim=self.floor_encoding.get_out_dim(),
+            num_layers=2,
+            layer_width=32,
+            out_dim=3,
+            activation=nn.ReLU(),
+            out_activation=nn.Sigmoid(),
+            implementation=implementation,
+        )
+
+    def get_background_rgb(self, ray_bundle: RayBundle) -> Tensor:
+        sky = super().get_background_rgb(ray_bundle)
+        origins, directions = ray_bundle.origins, ray_bundle.directions
+        down = directions[..., 2:] < -1e-3
+        t = ((self.floor_height - origins[..., 2:]) / directions[..., 2:].clamp(max=-1e-3)).clamp(min=0)
+        landing = (origins + t * directions)[..., :2]
+        floor = self.mlp_floor_color(self.floor_encoding(landing.reshape(-1, 2))).view(*landing.shape[:-1], 3).to(sky)
+        return torch.where(down, floor, sky)
 
 
 class DensityBias(nn.Module):
@@ -147,6 +184,9 @@ class GenerateModelConfig(GenerfactoModelConfig):
     """s of the log-density bias s·(1 − r/R) (threestudio's DreamFusion: 10; 0: none, generfacto's blob only)."""
     density_bias_radius: float = 0.5
     """R of the log-density bias, in world units (threestudio: 0.5): the radius of the initial solid ball."""
+    floor_height: Optional[float] = None
+    """z of a floor plane in the background (`FloorField`): rays heading down take a colour learned per point of the
+    floor. None: generfacto's direction-only background."""
     sun_shading: bool = False
     """Train on renders lit as the toy world lights its objects (ambient, sky, and a sun drawn from the world's
     range: elevation 40–70°, any azimuth) at every step from `start_lambertian_training`, instead of generfacto's
@@ -173,7 +213,8 @@ class GenerateModel(GenerfactoModel):
         # stand-in to its PositionalTextEmbeddings.
         self._diffusion_model = PromptsAsEmbeddings()
         super().populate_modules()
-        self.field = GenerfactoField(
+        floor = {} if self.config.floor_height is None else {"floor_height": self.config.floor_height}
+        self.field = (GenerfactoField if not floor else FloorField)(
             self.scene_box.aabb,
             hidden_dim=self.config.hidden_dim,
             num_levels=self.config.num_levels,
@@ -181,6 +222,7 @@ class GenerateModel(GenerfactoModel):
             log2_hashmap_size=self.config.log2_hashmap_size,
             hidden_dim_color=self.config.hidden_dim_color,
             implementation=self.config.implementation,
+            **floor,
         )
         self.renderer_rgb = MatterColourRenderer()
         if self.config.sphere_collider:
@@ -191,8 +233,10 @@ class GenerateModel(GenerfactoModel):
             )
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
-        """generfacto's groups, with the background MLP in a group of its own ("background")."""
+        """generfacto's groups, with the background MLP (and the floor's) in a group of its own ("background")."""
         background = list(self.field.mlp_background_color.parameters())
+        if isinstance(self.field, FloorField):
+            background += list(self.field.mlp_floor_color.parameters())
         ids = {id(p) for p in background}
         return {
             "proposal_networks": list(self.proposal_networks.parameters()),
