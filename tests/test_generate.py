@@ -6,7 +6,6 @@ random SD model — with which only the plumbing is checked (a random UNet gives
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -147,24 +146,22 @@ def test_sun_lit_training_render_shades_the_object_only():
     """`sun_lit`: the object's colour times the world's light for its normal, the background as it was."""
     from nerfedit.nerf.generate_model import GenerateModelConfig
     from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
-    from nerfedit.world.render import object_shading
+    from nerfedit.world.render import object_shading, unit_direction
 
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(sun_shading=True)).setup(device="cpu", test_mode="inference")
     up = torch.tensor([0.0, 0.0, 1.0])
     colour, background = torch.tensor([0.8, 0.4, 0.2]), torch.tensor([0.1, 0.2, 0.3])
-    accumulation = torch.tensor([[1.0], [0.0]])  # an object pixel, a background pixel
+    accumulation = torch.tensor([[1.0], [1.0], [0.0], [0.0]])  # a 2² training image: object above, background below
     outputs = {
         "accumulation": accumulation,
-        "rgb_only": colour.expand(2, 3),
+        "rgb_only": colour.expand(4, 3),
         "normals": (up + 1) / 2 * accumulation,  # generfacto's normals output
         "train_output": accumulation * colour + (1 - accumulation) * background,
     }
-    lit = pipeline.model.sun_lit(outputs)
-    assert torch.allclose(lit[1], background)
-    shade = lit[0] / colour  # the sun is 40–70° up: the shading of an upward normal lies between those
-    assert torch.allclose(shade, shade[0].expand(3))
-    bounds = [float(object_shading(up, torch.tensor([0.0, math.cos(math.radians(e)), math.sin(math.radians(e))]))) for e in (40, 70)]
-    assert bounds[0] - 1e-6 <= float(shade[0]) <= bounds[1] + 1e-6
+    sun = unit_direction(55.0, 30.0)
+    lit = pipeline.model.sun_lit(outputs, sun)
+    assert torch.allclose(lit[2:], background.expand(2, 3))
+    assert torch.allclose(lit[:2], colour * object_shading(up, sun))
 
 
 def test_floor_background_is_a_plane_seen_with_parallax():
@@ -191,6 +188,50 @@ def test_floor_background_is_a_plane_seen_with_parallax():
     assert torch.allclose(rgb[0], rgb[1], atol=1e-5)  # one floor point, two cameras
     assert torch.allclose(rgb[2:], sky[2:])  # upward rays: generfacto's background at infinity
     assert not torch.allclose(rgb[0], sky[0], atol=1e-3)
+
+
+def test_floor_lies_in_the_objects_shadow_under_a_sun():
+    """With a sun set, the floor is lit as the world lights its floor: where the field's ball stands between a
+    floor point and the sun, the point is darker (ambient only) than one in the open (ambient + sun)."""
+    from nerfstudio.cameras.rays import RayBundle
+
+    from nerfedit.nerf.generate_model import GenerateModelConfig
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.world.render import floor_shading
+
+    model = GenerateModelConfig(floor_height=-0.5, density_bias_scale=20.0, density_bias_radius=0.35, collider_radius=0.8)
+    field = GeneratePipelineConfig(prompt="a red cube", model=model).setup(device="cpu", test_mode="inference").model.field
+    sun = torch.tensor([0.0, 0.0, 1.0])  # overhead: the ball's shadow is the disc below it
+    origins = torch.tensor([[0.0, -3.0, 2.0], [0.0, -3.0, 2.0]])
+    landing = torch.tensor([[0.0, 0.0, -0.5], [0.0, 2.0, -0.5]])  # under the ball, in the open
+    directions = (landing - origins) / (landing - origins).norm(dim=-1, keepdim=True)
+    bundle = RayBundle(origins=origins, directions=directions, pixel_area=torch.ones(2, 1))
+    with torch.no_grad():
+        albedo = field.get_background_rgb(bundle)
+        field.sun = sun
+        lit = field.get_background_rgb(bundle)
+    shade = lit / albedo
+    assert torch.allclose(shade[1], floor_shading(sun, torch.tensor(1.0)).expand(3), atol=1e-4)
+    assert torch.allclose(shade[0], floor_shading(sun, torch.tensor(0.0)).expand(3), atol=1e-3)
+
+
+def test_lit_training_render_with_a_floor():
+    """A training step after `start_lambertian_training` with a floor: the render is lit by a random sun (the
+    floor too, in the object's shadow), finite, and its gradient reaches the field's density."""
+    from nerfedit.nerf.generate_model import GenerateModelConfig
+    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+
+    model_config = GenerateModelConfig(floor_height=-0.45, sun_shading=True, density_bias_scale=10.0)
+    pipeline = GeneratePipelineConfig(prompt="a red cube", model=model_config).setup(device="cpu", test_mode="inference")
+    model = pipeline.model
+    model.train()
+    model.train_shaded = True
+    ray_bundle, _ = pipeline.datamanager.next_train(200)
+    outputs = model(ray_bundle)
+    assert model.field.sun is not None
+    assert outputs["train_output"].shape == (len(ray_bundle), 3) and torch.isfinite(outputs["train_output"]).all()
+    outputs["train_output"].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.field.mlp_base.parameters())
 
 
 def test_collider_radius_and_opacity_weight_are_what_the_config_says():

@@ -33,7 +33,9 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
    prior never saw, made yellow drift to orange.
 7. An optional floor in the background (`floor_height`, `FloorField`): rays heading down meet a plane and take a
    colour learned per point of it. generfacto's background depends on the direction alone, so a prompted floor
-   ("… on grass"), which shifts with the view, could only be built as fog inside the collider.
+   ("… on grass"), which shifts with the view, could only be built as fog inside the collider. With
+   `sun_shading` the floor is lit by the same sun as the object and lies in its shadow (the field's
+   transmittance towards the sun), as in every image of the toy world.
 
 Known generfacto behaviour we keep: its normals are density gradients taken without `create_graph`, so the
 orientation loss only logs and Lambertian shading moves colour and opacity, not normals directly.
@@ -60,7 +62,11 @@ from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
 from nerfstudio.utils.external import TCNN_EXISTS
 
-from nerfedit.world.render import SUN_ELEVATION_RANGE, object_shading, unit_direction
+from nerfedit.world.render import SUN_ELEVATION_RANGE, floor_shading, object_shading, unit_direction
+
+VIEW_SUN = unit_direction(sum(SUN_ELEVATION_RANGE) / 2, 45.0)
+"""The sun of lit renders (turntable, judged views, viewer): the middle of the toy world's sun elevations, fixed
+in the world frame as a scene's sun is, so that the object turns under it."""
 
 VIEW_SUFFIX_FIELDS = ("top_prompt", "side_prompt", "back_prompt", "front_prompt")
 """generfacto's view-dependent prompt suffixes (config field names), in `PositionalTextEmbeddings`' order."""
@@ -90,25 +96,35 @@ class MatterColourRenderer(nn.Module):
         return (weights * rgb).sum(dim=-2) / accumulation.clamp(min=1e-4)
 
 
-def lit_composite(matter: Tensor, background: Tensor, normals_output: Tensor, accumulation: Tensor, sun) -> Tensor:
+def lit_composite(matter: Tensor, background: Tensor, normals: Tensor, sun) -> Tensor:
     """matter · object_shading(n, sun) + background: the rendered object (premultiplied colour) lit as the toy
-    world lights its objects (ambient, sky and the sun, no shadows). Channels last; `normals_output` is generfacto's
-    "normals" output, (n + 1) / 2 · accumulation, whose normals carry no gradient (no `create_graph`) anyway."""
-    normals = normals_output.detach() / accumulation.detach().clamp(min=1e-3) * 2 - 1
-    normals = normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    world lights its objects (ambient, sky and the sun, no shadows). Channels last; `normals` unit vectors."""
     sun = torch.as_tensor(sun, dtype=normals.dtype, device=normals.device)
     return matter * object_shading(normals, sun)[..., None] + background
+
+
+def density_normals(normals_output: Tensor, accumulation: Tensor) -> Tensor:
+    """Unit normals from generfacto's "normals" output, (n + 1) / 2 · accumulation with n = −∇σ / |∇σ|: density
+    gradients taken without `create_graph`, so they carry no gradient, and speckled where the hash grid is."""
+    normals = normals_output.detach() / accumulation.detach().clamp(min=1e-3) * 2 - 1
+    return normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-6)
 
 
 class FloorField(GenerfactoField):
     """generfacto's field whose background has a floor: a ray heading down meets the plane z = `floor_height` and
     takes a colour learned as a function of where it lands (Fourier features of x, y → MLP); other rays keep the
     direction-only background MLP ("at infinity"). A prompt's floor ("… on a wooden floor") shifts with the view;
-    a direction-only background cannot show that parallax, so the field builds the floor as fog in its sphere."""
+    a direction-only background cannot show that parallax, so the field builds the floor as fog in its sphere.
 
-    def __init__(self, *args, floor_height: float, implementation: str = "torch", **kwargs) -> None:
+    With a `sun` set (a unit vector towards it), the floor is lit as the toy world lights its floor, in the
+    object's shadow: ambient plus the sun's Lambert term times the field's transmittance from the floor point
+    towards the sun. The world's images all have that shadow; a field that cannot cast one paints it in."""
+
+    def __init__(self, *args, floor_height: float, shadow_radius: float, implementation: str = "torch", **kwargs) -> None:
         super().__init__(*args, implementation=implementation, **kwargs)
         self.floor_height = floor_height
+        self.shadow_radius = shadow_radius
+        self.sun: Optional[Tensor] = None
         # Periods 1 to 1/4 world unit: finer ones alias where the floor recedes (a pixel there spans several).
         self.floor_encoding = NeRFEncoding(in_dim=2, num_frequencies=3, min_freq_exp=0.0, max_freq_exp=2.0, include_input=True)
         self.mlp_floor_color = MLP(
@@ -126,9 +142,25 @@ class FloorField(GenerfactoField):
         origins, directions = ray_bundle.origins, ray_bundle.directions
         down = directions[..., 2:] < -1e-3
         t = ((self.floor_height - origins[..., 2:]) / directions[..., 2:].clamp(max=-1e-3)).clamp(min=0)
-        landing = (origins + t * directions)[..., :2]
-        floor = self.mlp_floor_color(self.floor_encoding(landing.reshape(-1, 2))).view(*landing.shape[:-1], 3).to(sky)
+        landing = origins + t * directions
+        floor = self.mlp_floor_color(self.floor_encoding(landing[..., :2].reshape(-1, 2))).view(*landing.shape[:-1], 3).to(sky)
+        if self.sun is not None:
+            sun = torch.as_tensor(self.sun, dtype=landing.dtype, device=landing.device)
+            floor = floor * floor_shading(sun, self.sun_transmittance(landing, sun))[..., None]
         return torch.where(down, floor, sky)
+
+    def sun_transmittance(self, points: Tensor, sun: Tensor, samples: int = 16) -> Tensor:
+        """T = exp(−Σ σ δ) of the field from `points` [..., 3] towards `sun` (unit), over the chord of the sphere of
+        `shadow_radius` (the collider: no matter outside it) in `samples` equal steps; 1 where the ray misses it."""
+        b = (points * sun).sum(-1, keepdim=True)
+        disc = b**2 - (points**2).sum(-1, keepdim=True) + self.shadow_radius**2
+        half_chord = disc.clamp(min=0).sqrt()
+        near, far = (-b - half_chord).clamp(min=0), (-b + half_chord).clamp(min=0)
+        bins = torch.linspace(0, 1, samples + 1, device=points.device)
+        edges = near[..., None] + (far - near)[..., None] * bins[:, None]  # [..., samples + 1, 1]
+        rays = RayBundle(origins=points, directions=sun.expand_as(points), pixel_area=torch.ones_like(b))
+        density, _ = self.get_density(rays.get_ray_samples(bin_starts=edges[..., :-1, :], bin_ends=edges[..., 1:, :]))
+        return torch.exp(-(density * (far - near)[..., None] / samples).sum(dim=(-2, -1)))
 
 
 class DensityBias(nn.Module):
@@ -186,7 +218,7 @@ class GenerateModelConfig(GenerfactoModelConfig):
     """R of the log-density bias, in world units (threestudio: 0.5): the radius of the initial solid ball."""
     floor_height: Optional[float] = None
     """z of a floor plane in the background (`FloorField`): rays heading down take a colour learned per point of the
-    floor. None: generfacto's direction-only background."""
+    floor, lit and shadowed by the object with `sun_shading`. None: generfacto's direction-only background."""
     sun_shading: bool = False
     """Train on renders lit as the toy world lights its objects (ambient, sky, and a sun drawn from the world's
     range: elevation 40–70°, any azimuth) at every step from `start_lambertian_training`, instead of generfacto's
@@ -213,17 +245,19 @@ class GenerateModel(GenerfactoModel):
         # stand-in to its PositionalTextEmbeddings.
         self._diffusion_model = PromptsAsEmbeddings()
         super().populate_modules()
-        floor = {} if self.config.floor_height is None else {"floor_height": self.config.floor_height}
-        self.field = (GenerfactoField if not floor else FloorField)(
-            self.scene_box.aabb,
+        size = dict(
             hidden_dim=self.config.hidden_dim,
             num_levels=self.config.num_levels,
             max_res=self.config.max_res,
             log2_hashmap_size=self.config.log2_hashmap_size,
             hidden_dim_color=self.config.hidden_dim_color,
             implementation=self.config.implementation,
-            **floor,
         )
+        if self.config.floor_height is None:
+            self.field = GenerfactoField(self.scene_box.aabb, **size)
+        else:
+            shadow_radius = self.config.collider_radius if self.config.sphere_collider else float(self.scene_box.aabb.abs().max()) * 3**0.5
+            self.field = FloorField(self.scene_box.aabb, floor_height=self.config.floor_height, shadow_radius=shadow_radius, **size)
         self.renderer_rgb = MatterColourRenderer()
         if self.config.sphere_collider:
             self.collider = SphereCollider(torch.zeros(3), self.config.collider_radius)
@@ -247,22 +281,34 @@ class GenerateModel(GenerfactoModel):
     # ---- rendering -----------------------------------------------------------------------------
     def get_outputs(self, ray_bundle):
         shaded = self.train_shaded
+        lit_training = self.training and self.config.sun_shading and shaded
+        floor = isinstance(self.field, FloorField)
+        sun = None
+        if lit_training and floor:  # the floor's shadow needs the sun before generfacto renders the background
+            sun = self.random_sun()
+        if floor:
+            self.field.sun = sun if self.training else (VIEW_SUN if self.config.sun_shading else None)
         if self.config.sun_shading:  # generfacto's own shading off: its train_output is then always unshaded
             self.train_shaded = False
         try:
             outputs = super().get_outputs(ray_bundle)
         finally:
             self.train_shaded = shaded
-        if self.training and self.config.sun_shading and shaded:
-            outputs["train_output"] = self.sun_lit(outputs)
+        if lit_training:
+            outputs["train_output"] = self.sun_lit(outputs, sun if sun is not None else self.random_sun())
         return outputs
 
-    def sun_lit(self, outputs: Dict[str, Tensor]) -> Tensor:
-        """The training render with its object lit by a random sun of the toy world, over the same background
-        (generfacto's unshaded train_output is accumulation · colour + background)."""
+    @staticmethod
+    def random_sun() -> Tensor:
+        """A sun of the toy world: elevation in its range, any azimuth."""
+        return unit_direction(float(np.random.uniform(*SUN_ELEVATION_RANGE)), float(np.random.uniform(0.0, 360.0)))
+
+    def sun_lit(self, outputs: Dict[str, Tensor], sun) -> Tensor:
+        """The training render with its object lit by `sun` as the toy world lights its objects, over the same
+        background (generfacto's unshaded train_output is accumulation · colour + background)."""
         matter = outputs["accumulation"] * outputs["rgb_only"]
-        sun = unit_direction(float(np.random.uniform(*SUN_ELEVATION_RANGE)), float(np.random.uniform(0.0, 360.0)))
-        return lit_composite(matter, outputs["train_output"] - matter, outputs["normals"], outputs["accumulation"], sun)
+        normals = density_normals(outputs["normals"], outputs["accumulation"])
+        return lit_composite(matter, outputs["train_output"] - matter, normals, sun)
 
     # ---- prompts ------------------------------------------------------------------------------
     def set_prompt(self, prompt: str, suffixes: Optional[Dict[str, str]] = None) -> None:

@@ -35,9 +35,8 @@ from nerfstudio.viewer.viewer_elements import ViewerText
 from nerfedit.errors import UserError
 from nerfedit.losses.base import DistillationConfig
 from nerfedit.nerf.generate_datamanager import GenerateDataManagerConfig
-from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig, lit_composite
+from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, VIEW_SUN, GenerateModel, GenerateModelConfig, density_normals, lit_composite
 from nerfedit.nerf.prior_options import PriorOptions, encode_renders, load_configured_prior
-from nerfedit.world.render import SUN_ELEVATION_RANGE, unit_direction
 
 PROG = "nerfedit-generate"
 GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
@@ -132,20 +131,16 @@ def render_outputs(model: GenerateModel, cameras: Cameras, outputs: Sequence[str
     return {name: torch.stack([r[name].permute(2, 0, 1).cpu() for r in renders]) for name in outputs}
 
 
-SUN_ELEVATION_DEG, SUN_AZIMUTH_DEG = sum(SUN_ELEVATION_RANGE) / 2, 45.0
-"""The sun of lit renders (turntable, judged views): the middle of the toy world's sun elevations, fixed in the
-world frame as a scene's sun is, so that the object turns under it."""
-
-
 @torch.no_grad()
 def lit_renders(model: GenerateModel, cameras: Cameras) -> Dict[str, torch.Tensor]:
-    """`render_outputs` plus "lit": the albedo under the toy world's light (`object_shading`: ambient, sky and sun
-    at `SUN_ELEVATION_DEG`/`SUN_AZIMUTH_DEG`, no shadows) over the background. generfacto's `rgb` is unlit albedo,
-    a flat silhouette; lit, the object shows its shape as the world's images (and the judge) show objects."""
+    """`render_outputs` plus "lit": the albedo under the toy world's light (`object_shading`: ambient, sky and the
+    sun `VIEW_SUN`, no shadows on the object) over the background (with `floor_height`, its floor lit by the same
+    sun, in the object's shadow). generfacto's `rgb` is unlit albedo, a flat silhouette; lit, the object shows
+    its shape as the world's images (and the judge) show objects."""
     out = render_outputs(model, cameras, ("rgb", "accumulation", "normals", "background"))
     last = {name: out[name].permute(0, 2, 3, 1) for name in out}  # channels last
-    sun = unit_direction(SUN_ELEVATION_DEG, SUN_AZIMUTH_DEG)
-    lit = lit_composite(last["rgb"] - last["background"], last["background"], last["normals"], last["accumulation"], sun)
+    normals = density_normals(last["normals"], last["accumulation"])
+    lit = lit_composite(last["rgb"] - last["background"], last["background"], normals, VIEW_SUN)
     out["lit"] = lit.permute(0, 3, 1, 2).clamp(0, 1)
     return out
 

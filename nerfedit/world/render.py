@@ -213,6 +213,12 @@ def object_shading(normals: Tensor, sun: Tensor) -> Tensor:
     return _AMBIENT_BASE + _AMBIENT_SKY * (0.5 + 0.5 * normals[..., 2]) + _DIFFUSE * lambert
 
 
+def floor_shading(sun: Tensor, visibility: Tensor, contact: Tensor | float = 1.0) -> Tensor:
+    """The world's light on the floor: ambient (darkened by `contact` beside the object) and the sun's Lambert
+    term where `visibility` (the object's shadow: 0) lets it through. `sun` [..., 3] unit, towards the sun."""
+    return (_AMBIENT_BASE + _AMBIENT_SKY) * contact + _DIFFUSE * sun[..., 2].clamp(min=0) * visibility
+
+
 def random_object(rng: np.random.Generator) -> ObjectSpec:
     """A uniformly random shape/colour/floor with a random size, yaw, small offset and sun direction."""
     shape = SHAPES[rng.integers(len(SHAPES))]
@@ -489,7 +495,7 @@ def render_batch(objs: Sequence[ObjectSpec], cams: Sequence[OrbitCamera], size: 
         near = (p_loc.norm(dim=-1) < 1.6).nonzero().squeeze(1)
         gap = _SDF[shape](p_loc[near])
         contact[sel[near]] = 1 - 0.45 * torch.exp(-gap.clamp(min=0) / 0.12)
-    shade = (_AMBIENT_BASE + _AMBIENT_SKY) * contact + _DIFFUSE * sun[:, 2].clamp(min=0) * visibility
+    shade = floor_shading(sun, visibility, contact)
     floor_rgb = albedo * shade[:, None]
     # Haze towards the horizon colour: hides the aliasing of far texture and matches the sky.
     haze = (1 - torch.exp(-((t_floor[rays] / 14.0) ** 2)))[:, None]
