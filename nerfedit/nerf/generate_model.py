@@ -62,7 +62,7 @@ from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
 from nerfstudio.utils.external import TCNN_EXISTS
 
-from nerfedit.world.render import SUN_ELEVATION_RANGE, floor_shading, object_shading, unit_direction
+from nerfedit.world.render import SUN_ELEVATION_RANGE, floor_shading, object_shading, ray_sphere_interval, unit_direction
 
 VIEW_SUN = unit_direction(sum(SUN_ELEVATION_RANGE) / 2, 45.0)
 """The sun of lit renders (turntable, judged views, viewer): the middle of the toy world's sun elevations, fixed
@@ -152,13 +152,12 @@ class FloorField(GenerfactoField):
     def sun_transmittance(self, points: Tensor, sun: Tensor, samples: int = 16) -> Tensor:
         """T = exp(−Σ σ δ) of the field from `points` [..., 3] towards `sun` (unit), over the chord of the sphere of
         `shadow_radius` (the collider: no matter outside it) in `samples` equal steps; 1 where the ray misses it."""
-        b = (points * sun).sum(-1, keepdim=True)
-        disc = b**2 - (points**2).sum(-1, keepdim=True) + self.shadow_radius**2
-        half_chord = disc.clamp(min=0).sqrt()
-        near, far = (-b - half_chord).clamp(min=0), (-b + half_chord).clamp(min=0)
+        directions = sun.expand_as(points)
+        _, near, far = ray_sphere_interval(points, directions, self.shadow_radius)
+        near, far = near[..., None], far.clamp(min=near)[..., None]  # a ray that misses: an empty interval
         bins = torch.linspace(0, 1, samples + 1, device=points.device)
         edges = near[..., None] + (far - near)[..., None] * bins[:, None]  # [..., samples + 1, 1]
-        rays = RayBundle(origins=points, directions=sun.expand_as(points), pixel_area=torch.ones_like(b))
+        rays = RayBundle(origins=points, directions=directions, pixel_area=torch.ones_like(near))
         density, _ = self.get_density(rays.get_ray_samples(bin_starts=edges[..., :-1, :], bin_ends=edges[..., 1:, :]))
         return torch.exp(-(density * (far - near)[..., None] / samples).sum(dim=(-2, -1)))
 

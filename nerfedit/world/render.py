@@ -396,7 +396,7 @@ def _soft_shadow(sdf, origin: Tensor, direction: Tensor, t_near: Tensor, t_far: 
     return vis * vis * (3 - 2 * vis)
 
 
-def _bounding_interval(origin: Tensor, direction: Tensor, radius: float) -> Tuple[Tensor, Tensor, Tensor]:
+def ray_sphere_interval(origin: Tensor, direction: Tensor, radius: float) -> Tuple[Tensor, Tensor, Tensor]:
     """Ray/sphere (centred at the local origin) entry and exit distances, and whether the ray meets it."""
     b = (origin * direction).sum(-1)
     c = (origin * origin).sum(-1) - radius * radius
@@ -452,7 +452,7 @@ def render_batch(objs: Sequence[ObjectSpec], cams: Sequence[OrbitCamera], size: 
         rot, center, scale = rot_s[sc], center_s[sc], scale_s[sc]
         o_loc = _to_local(origin[rays], rot, center, scale)
         d_loc = torch.einsum("nji,nj->ni", rot, dirs[rays])
-        meets, t0, t1 = _bounding_interval(o_loc, d_loc, _BOUND_RADIUS)
+        meets, t0, t1 = ray_sphere_interval(o_loc, d_loc, _BOUND_RADIUS)
         rays, o_loc, d_loc, t0, t1, rot, scale = (x[meets] for x in (rays, o_loc, d_loc, t0, t1, rot, scale))
         hit, t_loc = _sphere_trace(_SDF[shape], o_loc, d_loc, t0, t1)
         rays, o_loc, d_loc, t_loc, rot, scale = (x[hit] for x in (rays, o_loc, d_loc, t_loc, rot, scale))
@@ -489,7 +489,7 @@ def render_batch(objs: Sequence[ObjectSpec], cams: Sequence[OrbitCamera], size: 
         ssc = sc[sel]
         p_loc = _to_local(p[sel], rot_s[ssc], center_s[ssc], scale_s[ssc])
         sun_loc = torch.einsum("nji,nj->ni", rot_s[ssc], sun[sel])
-        meets, t0, t1 = _bounding_interval(p_loc, sun_loc, _BOUND_RADIUS)
+        meets, t0, t1 = ray_sphere_interval(p_loc, sun_loc, _BOUND_RADIUS)
         idx = meets.nonzero().squeeze(1)
         visibility[sel[idx]] = _soft_shadow(_SDF[shape], p_loc[idx], sun_loc[idx], t0[idx].clamp(min=0.02), t1[idx])
         near = (p_loc.norm(dim=-1) < 1.6).nonzero().squeeze(1)
