@@ -62,11 +62,24 @@ from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
 from nerfstudio.utils.external import TCNN_EXISTS
 
-from nerfedit.world.render import SUN_ELEVATION_RANGE, floor_shading, object_shading, ray_sphere_interval, unit_direction
+from nerfedit.world.render import (
+    CONTACT_DARKENING,
+    SUN_ELEVATION_RANGE,
+    floor_haze,
+    floor_shading,
+    object_shading,
+    ray_sphere_interval,
+    unit_direction,
+)
 
 VIEW_SUN = unit_direction(sum(SUN_ELEVATION_RANGE) / 2, 45.0)
 """The sun of lit renders (turntable, judged views, viewer): the middle of the toy world's sun elevations, fixed
 in the world frame as a scene's sun is, so that the object turns under it."""
+
+CONTACT_DIRECTIONS = ((0.0, 0.0, 1.0),) + tuple(
+    (0.866 * x, 0.866 * y, 0.5) for x, y in ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
+)
+"""Unit directions of `FloorField.contact`'s occlusion rays: straight up and four at 30° elevation."""
 
 VIEW_SUFFIX_FIELDS = ("top_prompt", "side_prompt", "back_prompt", "front_prompt")
 """generfacto's view-dependent prompt suffixes (config field names), in `PositionalTextEmbeddings`' order."""
@@ -142,24 +155,44 @@ class FloorField(GenerfactoField):
         origins, directions = ray_bundle.origins, ray_bundle.directions
         down = directions[..., 2:] < -1e-3
         t = ((self.floor_height - origins[..., 2:]) / directions[..., 2:].clamp(max=-1e-3)).clamp(min=0)
-        landing = origins + t * directions
-        floor = self.mlp_floor_color(self.floor_encoding(landing[..., :2].reshape(-1, 2))).view(*landing.shape[:-1], 3).to(sky)
-        if self.sun is not None:
-            sun = torch.as_tensor(self.sun, dtype=landing.dtype, device=landing.device)
-            floor = floor * floor_shading(sun, self.sun_transmittance(landing, sun))[..., None]
-        return torch.where(down, floor, sky)
+        floor = self.floor_rgb(origins + t * directions).to(sky)
+        return torch.where(down, floor_haze(floor, t[..., 0]), sky)
+
+    def floor_rgb(self, points: Tensor) -> Tensor:
+        """The colour of the floor at `points` [..., 3] (on it), lit by `sun` if one is set."""
+        albedo = self.mlp_floor_color(self.floor_encoding(points[..., :2].reshape(-1, 2))).view(*points.shape[:-1], 3)
+        if self.sun is None:
+            return albedo
+        sun = torch.as_tensor(self.sun, dtype=points.dtype, device=points.device)
+        return albedo * floor_shading(sun, self.sun_transmittance(points, sun), self.contact(points))[..., None]
+
+    def transmittance(self, points: Tensor, directions: Tensor, near: Tensor, far: Tensor, samples: int) -> Tensor:
+        """T = exp(−Σ σ δ) of the field from `points` [..., 3] along unit `directions` over [`near`, `far`] [...]
+        in `samples` equal steps, counting matter inside the sphere of `shadow_radius` only (the collider's)."""
+        near, far = near[..., None, None], far[..., None, None]
+        edges = near + (far - near) * torch.linspace(0, 1, samples + 1, device=points.device)[:, None]  # [..., samples + 1, 1]
+        rays = RayBundle(origins=points, directions=directions, pixel_area=torch.ones_like(points[..., :1]))
+        ray_samples = rays.get_ray_samples(bin_starts=edges[..., :-1, :], bin_ends=edges[..., 1:, :])
+        density, _ = self.get_density(ray_samples)
+        inside = ray_samples.frustums.get_positions().norm(dim=-1, keepdim=True) < self.shadow_radius
+        return torch.exp(-(density * inside * (far - near) / samples).sum(dim=(-2, -1)))
 
     def sun_transmittance(self, points: Tensor, sun: Tensor, samples: int = 16) -> Tensor:
-        """T = exp(−Σ σ δ) of the field from `points` [..., 3] towards `sun` (unit), over the chord of the sphere of
-        `shadow_radius` (the collider: no matter outside it) in `samples` equal steps; 1 where the ray misses it."""
+        """The transmittance from `points` [..., 3] towards `sun` (unit) over the chord of the collider's sphere;
+        1 where the ray misses it."""
         directions = sun.expand_as(points)
         _, near, far = ray_sphere_interval(points, directions, self.shadow_radius)
-        near, far = near[..., None], far.clamp(min=near)[..., None]  # a ray that misses: an empty interval
-        bins = torch.linspace(0, 1, samples + 1, device=points.device)
-        edges = near[..., None] + (far - near)[..., None] * bins[:, None]  # [..., samples + 1, 1]
-        rays = RayBundle(origins=points, directions=directions, pixel_area=torch.ones_like(near))
-        density, _ = self.get_density(rays.get_ray_samples(bin_starts=edges[..., :-1, :], bin_ends=edges[..., 1:, :]))
-        return torch.exp(-(density * (far - near)[..., None] / samples).sum(dim=(-2, -1)))
+        return self.transmittance(points, directions, near, far.clamp(min=near), samples)  # a miss: an empty chord
+
+    def contact(self, points: Tensor, reach: float = 0.3, samples: int = 6) -> Tensor:
+        """The world's contact darkening of the floor's ambient light beside the object, 1 − 0.45 · exp(−gap / 0.12),
+        taken as ambient occlusion: 1 − 0.45 · (1 − mean T) over `reach` along five short rays from each point
+        (straight up, and at 30° elevation towards ±x and ±y). Under the object it is 0.55 as in the world."""
+        directions = torch.tensor(CONTACT_DIRECTIONS, dtype=points.dtype, device=points.device)
+        starts = points[..., None, :].expand(*points.shape[:-1], len(directions), 3)
+        near = torch.full(starts.shape[:-1], 0.02, dtype=points.dtype, device=points.device)
+        open_sky = self.transmittance(starts, directions.expand_as(starts), near, near + reach, samples).mean(dim=-1)
+        return 1 - CONTACT_DARKENING * (1 - open_sky)
 
 
 class DensityBias(nn.Module):

@@ -213,10 +213,21 @@ def object_shading(normals: Tensor, sun: Tensor) -> Tensor:
     return _AMBIENT_BASE + _AMBIENT_SKY * (0.5 + 0.5 * normals[..., 2]) + _DIFFUSE * lambert
 
 
+CONTACT_DARKENING = 0.45
+"""How much of the ambient light the floor loses right against the object (`floor_shading`'s `contact`)."""
+
+
 def floor_shading(sun: Tensor, visibility: Tensor, contact: Tensor | float = 1.0) -> Tensor:
     """The world's light on the floor: ambient (darkened by `contact` beside the object) and the sun's Lambert
     term where `visibility` (the object's shadow: 0) lets it through. `sun` [..., 3] unit, towards the sun."""
     return (_AMBIENT_BASE + _AMBIENT_SKY) * contact + _DIFFUSE * sun[..., 2].clamp(min=0) * visibility
+
+
+def floor_haze(rgb: Tensor, distance: Tensor) -> Tensor:
+    """The floor's colour `rgb` [..., 3] seen from `distance` [...]: hazed towards the horizon colour, which
+    hides the aliasing of far texture and meets the sky."""
+    haze = (1 - torch.exp(-((distance / 14.0) ** 2)))[..., None]
+    return torch.lerp(rgb, torch.tensor(_SKY_HORIZON).to(rgb).expand_as(rgb), haze)
 
 
 def random_object(rng: np.random.Generator) -> ObjectSpec:
@@ -494,13 +505,9 @@ def render_batch(objs: Sequence[ObjectSpec], cams: Sequence[OrbitCamera], size: 
         visibility[sel[idx]] = _soft_shadow(_SDF[shape], p_loc[idx], sun_loc[idx], t0[idx].clamp(min=0.02), t1[idx])
         near = (p_loc.norm(dim=-1) < 1.6).nonzero().squeeze(1)
         gap = _SDF[shape](p_loc[near])
-        contact[sel[near]] = 1 - 0.45 * torch.exp(-gap.clamp(min=0) / 0.12)
+        contact[sel[near]] = 1 - CONTACT_DARKENING * torch.exp(-gap.clamp(min=0) / 0.12)
     shade = floor_shading(sun, visibility, contact)
-    floor_rgb = albedo * shade[:, None]
-    # Haze towards the horizon colour: hides the aliasing of far texture and matches the sky.
-    haze = (1 - torch.exp(-((t_floor[rays] / 14.0) ** 2)))[:, None]
-    floor_rgb = torch.lerp(floor_rgb, torch.tensor(_SKY_HORIZON).expand_as(floor_rgb), haze)
-    color[rays] = floor_rgb
+    color[rays] = floor_haze(albedo * shade[:, None], t_floor[rays])
     t_hit[rays] = t_floor[rays]
 
     sky = ~is_object & ~down
