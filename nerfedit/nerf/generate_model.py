@@ -35,7 +35,9 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
    colour learned per point of it. generfacto's background depends on the direction alone, so a prompted floor
    ("… on grass"), which shifts with the view, could only be built as fog inside the collider. With
    `sun_shading` the floor is lit by the same sun as the object and lies in its shadow (the field's
-   transmittance towards the sun), as in every image of the toy world.
+   transmittance towards the sun), its ambient light dimmed right beside the object (the world's contact
+   darkening, here the occlusion of short rays from the floor), and far floor fades into haze, as in every image
+   of the toy world. On by default in `nerfedit-generate` (the toy world's floor height).
 
 Known generfacto behaviour we keep: its normals are density gradients taken without `create_graph`, so the
 orientation loss only logs and Lambertian shading moves colour and opacity, not normals directly.
@@ -250,7 +252,8 @@ class GenerateModelConfig(GenerfactoModelConfig):
     """R of the log-density bias, in world units (threestudio: 0.5): the radius of the initial solid ball."""
     floor_height: Optional[float] = None
     """z of a floor plane in the background (`FloorField`): rays heading down take a colour learned per point of the
-    floor, lit and shadowed by the object with `sun_shading`. None: generfacto's direction-only background."""
+    floor, lit and shadowed by the object with `sun_shading`. None (`--pipeline.model.floor-height None`):
+    generfacto's direction-only background."""
     sun_shading: bool = False
     """Train on renders lit as the toy world lights its objects (ambient, sky, and a sun drawn from the world's
     range: elevation 40–70°, any azimuth) at every step from `start_lambertian_training`, instead of generfacto's
