@@ -18,28 +18,12 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from nerfedit.errors import UserError, exit_with
+from nerfedit.losses import catalog
 
 PROG = "nerfedit"
 
-LOSS_HELP: Dict[str, str] = {
-    "sds": "Score Distillation Sampling (DreamFusion): pull the image towards the target prompt alone; "
-    "no source term, so the whole image drifts (the baseline the others improve on)",
-    "dds": "Delta Denoising Score (Hertz et al. 2023): SDS(target) - SDS(source) with shared noise and t; "
-    "changes only what the two prompts disagree on",
-    "cds": "Contrastive Denoising Score (Nam et al. 2024): DDS + PatchNCE on the UNet decoder's "
-    "self-attention features, keeping the input's structure",
-    "lmc": "LMC-SDS (Alldieck et al. 2024): SDS with a learned manifold corrective, less over-saturated "
-    "and over-smoothed (needs a corrective for the prior; toy ships one)",
-    "bridge": "SDS-Bridge (McAllister et al. 2024): SDS first, then from the switch step "
-    "eps(prompt + quality words) - eps(prompt + degradation words)",
-    "nfsd": "Noise-Free Score Distillation (Katzir et al. 2024): SDS without the noise term (a baseline)",
-}
-"""One line per loss, for `--help` (kept here so that help needs no torch import)."""
-
-EDIT_LOSSES = ("sds", "dds", "cds", "lmc", "bridge", "nfsd")
-GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
-SOURCE_REQUIRED = ("dds", "cds")
-"""Losses that compare against the input and need `--source` to describe it."""
+EDIT_LOSSES = catalog.LOSS_NAMES
+GENERATE_LOSSES = catalog.GENERATING_LOSS_NAMES
 
 FIT_HELP = """\
 how an image of any size meets the prior's square resolution (64 for toy, 512 for SD):
@@ -109,14 +93,7 @@ def _para(text: str) -> str:
 
 
 def _loss_list(names: Sequence[str], default: str) -> str:
-    import textwrap
-
-    width = max(len(n) for n in names)
-    lines = []
-    for name in names:
-        text = LOSS_HELP[name] + (" [default]" if name == default else "")
-        lines.append(textwrap.fill(text, 100, initial_indent=f"  {name.ljust(width)}  ", subsequent_indent=" " * (width + 4)))
-    return "losses:\n" + "\n".join(lines)
+    return catalog.loss_list_help(tuple(names), default)
 
 
 # ---- parser ----------------------------------------------------------------------------------------
@@ -139,7 +116,7 @@ def build_parser(argv: Optional[Sequence[str]] = None) -> NerfeditArgumentParser
             "diffusion model. Offline with the embedded prior (--prior toy)."
         ),
         formatter_class=_HelpFormatter,
-        epilog="Run `nerfedit COMMAND --help` for a command's options.\n\n" + _loss_list(EDIT_LOSSES, "dds"),
+        epilog="Run `nerfedit COMMAND --help` for a command's options.\n\n" + _loss_list(EDIT_LOSSES, catalog.DEFAULT_EDIT_LOSS),
     )
     from nerfedit import __version__
 
@@ -186,25 +163,8 @@ def _add_prior_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="network precision (default: fp16 on CUDA, fp32 on CPU)")
 
 
-LOSS_DEFAULTS_HELP: Dict[str, Dict[str, object]] = {
-    "sds": dict(guidance_scale=100.0, t_min=20, t_max=980, grad_scale=2000 / 4096),
-    "dds": dict(guidance_scale=7.5, t_min=50, t_max=950, grad_scale=2000 / 4096),
-    "cds": dict(guidance_scale=7.5, t_min=50, t_max=950, grad_scale=2000 / 4096, patchnce_weight=3.0),
-    "lmc": dict(guidance_scale=15.0, t_min=20, t_max=980, grad_scale=1.0),
-    "bridge": dict(guidance_scale=40.0, t_min=20, t_max=980, grad_scale=1.0),
-    "nfsd": dict(guidance_scale=7.5, t_min=20, t_max=980, grad_scale=1.0),
-}
-"""The paper defaults shown in --help (a test checks them against `nerfedit.losses.base.PAPER_DEFAULTS`)."""
-
-
 def _defaults_text(key: str, names: Sequence[str]) -> str:
-    values: Dict[str, List[str]] = {}
-    for name in names:
-        value = LOSS_DEFAULTS_HELP[name].get(key)
-        if value is not None:
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            values.setdefault(text, []).append(name)
-    return "; ".join(f"{'/'.join(n)} {v}" for v, n in values.items())
+    return catalog.defaults_text(key, tuple(names))
 
 
 def _add_loss_options(p: argparse.ArgumentParser, names: Sequence[str], editing: bool) -> None:
@@ -272,13 +232,13 @@ def _add_edit_image(subparsers) -> None:
         )
         + "\n\n"
         "Example:\n  nerfedit edit-image cube.png --source \"a red cube on a wooden floor\" "
-        "--target \"a blue cube on a wooden floor\" --out blue.png\n\n" + _loss_list(EDIT_LOSSES, "dds"),
+        "--target \"a blue cube on a wooden floor\" --out blue.png\n\n" + _loss_list(EDIT_LOSSES, catalog.DEFAULT_EDIT_LOSS),
         formatter_class=_HelpFormatter,
     )
     p.add_argument("image", metavar="IMAGE", help="input image, any size (see --fit)")
     p.add_argument("--source", default=None, help="what the input shows, e.g. \"a red cube on a wooden floor\" (required by dds and cds; unused by sds, lmc, nfsd)")
     p.add_argument("--target", required=True, help="what the result should show, e.g. \"a blue cube on a wooden floor\"")
-    p.add_argument("--loss", choices=EDIT_LOSSES, default="dds", help="score-distillation loss (list below)")
+    p.add_argument("--loss", choices=EDIT_LOSSES, default=catalog.DEFAULT_EDIT_LOSS, help="score-distillation loss (list below)")
     p.add_argument("--steps", type=_positive_int, default=200, help="optimisation steps (DDS: 200)")
     p.add_argument("--fit", choices=("crop", "squash"), default="crop", help=FIT_HELP)
     p.add_argument("--paste", choices=("replace", "delta"), default="replace", help=PASTE_HELP)
@@ -300,11 +260,11 @@ def _add_generate_image(subparsers) -> None:
         )
         + "\n\n"
         "Example:\n  nerfedit generate-image --prompt \"a yellow sphere on grass\" --loss bridge --out sphere.png\n\n"
-        + _loss_list(GENERATE_LOSSES, "sds"),
+        + _loss_list(GENERATE_LOSSES, catalog.DEFAULT_GENERATE_IMAGE_LOSS),
         formatter_class=_HelpFormatter,
     )
     p.add_argument("--prompt", required=True, help="what the image should show")
-    p.add_argument("--loss", choices=GENERATE_LOSSES, default="sds", help="score-distillation loss (list below)")
+    p.add_argument("--loss", choices=GENERATE_LOSSES, default=catalog.DEFAULT_GENERATE_IMAGE_LOSS, help="score-distillation loss (list below)")
     p.add_argument("--steps", type=_positive_int, default=1000, help="optimisation steps (SDS-Bridge 2D: 1000)")
     p.add_argument("--init", choices=("grey", "randn"), default="grey", help="start from a grey image's latent, or from a unit Gaussian latent")
     _add_optimiser_options(p, ("adamw", "adam", "sgd"), "adamw", "constant", "learning rate (default: 0.01 for adam/adamw; 0.1 for sgd)")
@@ -482,7 +442,7 @@ def run_edit_image(args: argparse.Namespace) -> int:
 
     target = _prompt(args.target, "--target")
     source = " ".join(args.source.split()) if args.source is not None else None
-    if args.loss in SOURCE_REQUIRED and source is None:
+    if catalog.CATALOG[args.loss].needs_source and source is None:
         raise UserError(f"--loss {args.loss} needs --source, a description of the input image (e.g. \"a red cube on a wooden floor\")")
     _check_outputs(args, inputs=[args.image])
     original = io.load_image(args.image)  # missing/unreadable → UserError, before any model is loaded

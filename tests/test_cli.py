@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from nerfedit import cli
+from nerfedit.losses.catalog import CATALOG
 from nerfedit.image import io
 
 SOURCE = "a red cube on a wooden floor"
@@ -63,7 +65,7 @@ def test_edit_image_help_lists_every_loss_and_its_meaning(capsys):
     text = capsys.readouterr().out
     for name in LOSS_NAMES:
         assert f"  {name} " in text, name
-        assert cli.LOSS_HELP[name].split(":")[0] in text
+        assert CATALOG[name].summary.split(":")[0] in text
     for words in ("--fit", "centred square", "input's width and height", "(default: 200)", "--save-progress"):
         assert words in text
 
@@ -76,13 +78,18 @@ def test_generate_image_help_lists_its_losses(capsys):
     assert "grey" in text
 
 
-def test_help_defaults_match_the_loss_core():
-    from nerfedit.losses.base import PAPER_DEFAULTS
+def test_help_defaults_match_the_loss_core(capsys):
+    from nerfedit.losses.base import DistillationConfig
 
-    for name, shown in cli.LOSS_DEFAULTS_HELP.items():
-        for key, value in shown.items():
-            assert PAPER_DEFAULTS[name][key] == pytest.approx(value), (name, key)
-    assert set(cli.EDIT_LOSSES) == set(PAPER_DEFAULTS)
+    assert run_main(["edit-image", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in CATALOG:
+        full = DistillationConfig(name=name).with_defaults()
+        for key, flag in (("guidance_scale", "--guidance-scale"), ("t_min", "--t-min"), ("t_max", "--t-max")):
+            value = getattr(full, key)
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+            assert re.search(rf"{flag} \S+ .*?\(default: [^)]*\b{name}\b[^;)]* {re.escape(shown)}\b", text), (name, key)
+    assert set(cli.EDIT_LOSSES) == set(CATALOG)
 
 
 def test_help_needs_no_torch():

@@ -22,7 +22,7 @@ from nerfedit.image.edit import (
     optimize_latents,
 )
 from nerfedit.losses import DistillationConfig, build_loss
-from nerfedit.losses.base import LossOutput
+from nerfedit.losses.output import LossOutput
 
 SOURCE = "a red cube on a wooden floor"
 TARGET = "a blue cube on a wooden floor"

@@ -16,13 +16,9 @@ import torch.nn.functional as F
 
 from nerfedit.errors import UserError
 from nerfedit.losses import LOSS_NAMES, DistillationConfig, WeightedSum, build_loss
-from nerfedit.losses.base import (
-    DDS_CODE_GRAD_SCALE,
-    classifier_free_guidance,
-    draw_t_and_eps,
-    inject_gradient,
-    timestep_weight,
-)
+from nerfedit.losses.base import classifier_free_guidance, draw_t_and_eps, timestep_weight
+from nerfedit.losses.catalog import DDS_CODE_GRAD_SCALE
+from nerfedit.losses.output import inject_gradient
 from nerfedit.losses.corrective import (
     CorrectiveConfig,
     CorrectiveUNet,

@@ -31,7 +31,8 @@ from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import DistillationConfig, DistillationLoss, LossOutput, Prompt
+from nerfedit.losses.base import DistillationConfig, DistillationLoss, Prompt
+from nerfedit.losses.output import LossOutput, SkippedSteps
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["step", "constant", "cosine"]
@@ -63,7 +64,7 @@ class EditConfig:
     optimizer: OptimizerName = "sgd"
     """sgd (vanilla, DDS's choice for editing) | adam | adamw (SDS-Bridge's choice for generation)."""
     lr: Optional[float] = None
-    """Learning rate; None: 2.0 for SGD (DDS supplement), 0.01 for Adam/AdamW."""
+    """Learning rate; None: 0.1 for SGD (`DDS_SGD_LR`, the DDS notebook's), 0.01 for Adam/AdamW."""
     schedule: ScheduleName = "step"
     """step: lr × `lr_decay` every `lr_decay_every` steps (DDS) | constant | cosine (to 0 at the last step)."""
     lr_decay: float = DDS_LR_DECAY
@@ -115,7 +116,7 @@ class EditHistory:
     """Learning rate used per step."""
     terms: List[Dict[str, float]] = field(default_factory=list)
     """The loss's diagnostics per step (e.g. {"dds": …, "patchnce": …})."""
-    skipped_steps: List[int] = field(default_factory=list)
+    skips: SkippedSteps = field(default_factory=SkippedSteps)
     """Steps whose gradient had NaN/Inf: nothing was applied."""
     snapshots: List[Tuple[int, Tensor]] = field(default_factory=list)
     """(steps done, latents) every `save_progress_every` steps, on the CPU."""
@@ -127,7 +128,12 @@ class EditHistory:
     @property
     def skipped(self) -> int:
         """How many steps were skipped for a NaN/Inf gradient."""
-        return len(self.skipped_steps)
+        return self.skips.count
+
+    @property
+    def skipped_steps(self) -> List[int]:
+        """The skipped steps, in order."""
+        return self.skips.steps
 
     @property
     def steps(self) -> int:
@@ -138,7 +144,7 @@ class EditHistory:
         last = next((v for v in reversed(self.loss) if math.isfinite(v)), float("nan"))
         text = f"{self.steps} steps in {self.seconds:.1f} s, final loss {last:.4g}"
         if self.skipped:
-            text += f", {self.skipped} step(s) skipped for NaN/Inf gradients"
+            text += f", {self.skips.summary()}"
         return text
 
 
@@ -213,20 +219,16 @@ def optimize_latents(
             optimizer.zero_grad(set_to_none=True)
             out = loss(z, prompt=prompt, source_prompt=source_prompt, z_source=z_source, step=step, generator=generator)
             t_mean = float(out.t.float().mean()) if out.t is not None and out.t.numel() else float("nan")
-            if out.skipped:
-                history.skipped_steps.append(step)
-                history.loss.append(float("nan"))
-                history.grad_norm.append(float("nan"))
-            else:
+            applied = not history.skips.record(step, out)
+            if applied:
                 out.loss.backward()
-                if z.grad is None or not torch.isfinite(z.grad).all():  # belt and braces: never apply a corrupt step
-                    history.skipped_steps.append(step)
-                    history.loss.append(float("nan"))
-                    history.grad_norm.append(float("nan"))
-                else:
-                    optimizer.step()
-                    history.loss.append(float(out.loss.detach()))
-                    history.grad_norm.append(out.grad_norm)
+                applied = z.grad is not None and bool(torch.isfinite(z.grad).all())  # never apply a corrupt step
+                if not applied:
+                    history.skips.steps.append(step)
+            if applied:
+                optimizer.step()
+            history.loss.append(float(out.loss.detach()) if applied else float("nan"))
+            history.grad_norm.append(out.grad_norm if applied else float("nan"))
             history.t.append(t_mean)
             history.lr.append(lr)
             history.terms.append(dict(out.terms))

@@ -5,73 +5,72 @@
     out = loss(z, prompt="a blue cube", source_prompt="a red cube", z_source=z_src, step=i, generator=g)
     out.loss.backward()                       # z.grad == out.grad; out.terms for the progress bar
 
-The call shape and the shared conventions (CFG form, w(t), gradient injection, NaN guard) are in `base.py`;
-each method is one small module citing its paper's equations. Nothing here imports nerfstudio.
+The list of losses, their paper defaults and their per-use defaults is `catalog.py` (torch-free); the call
+shape and the shared maths are in `base.py`, what a call returns in `output.py`; each method is one small module
+citing its paper's equations. Nothing here imports nerfstudio. Attributes other than the catalogue's are
+imported lazily, so that reading the catalogue (`--help`, validation) does not import torch.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+import importlib
 
-from nerfedit.errors import UserError
-from nerfedit.losses.base import (
+from nerfedit.losses.catalog import (
+    CATALOG,
     DDS_CODE_GRAD_SCALE,
-    PAPER_DEFAULTS,
-    DistillationConfig,
-    DistillationLoss,
-    LossOutput,
-    WeightedSum,
-    weighted_sum,
+    GENERATING_LOSS_NAMES,
+    LOSS_NAMES,
+    LOSSES,
+    SOURCE_LOSS_NAMES,
+    LossEntry,
+    LossName,
+    entry,
 )
-from nerfedit.losses.bridge import SDSBridge
-from nerfedit.losses.cds import ContrastiveDenoisingScore
-from nerfedit.losses.dds import DeltaDenoisingScore
-from nerfedit.losses.lmc import LearnedManifoldCorrective
-from nerfedit.losses.nfsd import NoiseFreeScoreDistillation
-from nerfedit.losses.patchnce import PatchNCELoss
-from nerfedit.losses.sds import ScoreDistillation
-from nerfedit.priors.prior import DiffusionPrior
 
-LOSSES: Dict[str, Callable[[DistillationConfig, DiffusionPrior], DistillationLoss]] = {
-    "sds": ScoreDistillation,
-    "dds": DeltaDenoisingScore,
-    "cds": ContrastiveDenoisingScore,
-    "lmc": LearnedManifoldCorrective,
-    "bridge": SDSBridge,
-    "nfsd": NoiseFreeScoreDistillation,
+_LAZY = {
+    "DistillationConfig": "nerfedit.losses.base",
+    "DistillationLoss": "nerfedit.losses.base",
+    "PAPER_DEFAULTS": "nerfedit.losses.base",
+    "ScoreDistillationLoss": "nerfedit.losses.base",
+    "LossOutput": "nerfedit.losses.output",
+    "SkippedSteps": "nerfedit.losses.output",
+    "WeightedSum": "nerfedit.losses.output",
+    "weighted_sum": "nerfedit.losses.output",
+    "PatchNCELoss": "nerfedit.losses.patchnce",
 }
-LOSS_NAMES = tuple(LOSSES)
-"""Every loss `build_loss` knows, in the order the CLI lists them."""
-NEEDS_SOURCE = ("dds", "cds")
-"""Losses that need a source latent `z_source` (and use `source_prompt`)."""
 
 
-def build_loss(config: DistillationConfig, prior: DiffusionPrior) -> DistillationLoss:
+def loss_class(name: str) -> type:
+    """The class implementing catalogue loss `name` (imported on demand)."""
+    module, cls = entry(name).implementation.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_loss(config, prior):
     """The loss `config.name` on `prior`, with the paper's defaults for every unset field.
 
     Fails at once (UserError, one line) on an unknown name or, for LMC-SDS, a missing corrective.
     """
-    if config.name not in LOSSES:
-        raise UserError(f"unknown loss '{config.name}': use one of {', '.join(LOSS_NAMES)}")
-    return LOSSES[config.name](config, prior)
+    return loss_class(config.name)(config, prior)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nerfedit.losses' has no attribute {name!r}")
 
 
 __all__ = [
+    "CATALOG",
     "DDS_CODE_GRAD_SCALE",
+    "GENERATING_LOSS_NAMES",
+    "LOSSES",
     "LOSS_NAMES",
-    "NEEDS_SOURCE",
-    "PAPER_DEFAULTS",
-    "ContrastiveDenoisingScore",
-    "DeltaDenoisingScore",
-    "DistillationConfig",
-    "DistillationLoss",
-    "LearnedManifoldCorrective",
-    "LossOutput",
-    "NoiseFreeScoreDistillation",
-    "PatchNCELoss",
-    "SDSBridge",
-    "ScoreDistillation",
-    "WeightedSum",
+    "SOURCE_LOSS_NAMES",
+    "LossEntry",
+    "LossName",
     "build_loss",
-    "weighted_sum",
+    "entry",
+    "loss_class",
+    *_LAZY,
 ]

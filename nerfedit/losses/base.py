@@ -1,6 +1,7 @@
-"""What every score-distillation loss shares: its config, its output, timesteps, CFG and gradient injection.
+"""What every score-distillation loss shares: its config, its base class (checks, draws t and ε, finishes), prompts,
+timesteps, CFG, w(t) and the denoised estimate. What a call returns and how its gradient is injected: `output.py`.
 
-Call shape of every loss (see `DistillationLoss`):
+Call shape of every loss (`ScoreDistillationLoss.__call__`):
 
     out = loss(z, prompt="a blue cube", source_prompt="a red cube", z_source=z_src, step=i, generator=g)
     out.loss.backward()          # d out.loss / d z == out.grad  (the method's gradient, scaled)
@@ -15,7 +16,7 @@ Conventions shared by all losses (each module's docstring repeats the ones it us
   (LMC-SDS Eq. 5); threestudio's scale is ours minus one.
 - The Jacobian of the UNet is never back-propagated (DreamFusion Eq. 3); ∂z_t/∂z = √ᾱ_t is absorbed
   into w(t), as DreamFusion does.
-- `out.loss` is a surrogate built by `inject_gradient`: its gradient is exactly `out.grad` and its VALUE
+- `out.loss` is a surrogate built by `output.inject_gradient`: its gradient is exactly `out.grad` and its VALUE
   is what progress bars should print — for the score losses the mean square of the method's gradient
   before `grad_scale`, mean((w(t)·δ)²) (the DDS notebook's `log_loss`); for PatchNCE the contrastive
   loss itself; for a `WeightedSum` the weighted sum of its parts' values.
@@ -24,33 +25,24 @@ Conventions shared by all losses (each module's docstring repeats the ones it us
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Dict, List, Literal, Optional, Protocol, Sequence, Tuple, Union
+from typing import ClassVar, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+from nerfedit.losses.catalog import CATALOG, DEFAULT_EDIT_LOSS, LOSSES, LossName, entry
+from nerfedit.losses.output import LossOutput, finish
+
 Prompt = Union[str, Sequence[str]]
-LossName = Literal["sds", "dds", "cds", "lmc", "bridge", "nfsd"]
 Weighting = Literal["uniform", "sds", "fantasia3d"]
-
-DDS_CODE_GRAD_SCALE = 2000 / (64 * 64)
-"""0.48828125: the DDS notebook and the CDS code back-propagate `2000 · Σ(z·δ) / (h·w)` and step SGD with
-lr 0.1; at SD's 64×64 latent (512² images) that is δ × 2000/4096 per element. We fold that CONSTANT (not
-its 1/(h·w), which would make the step grow as the latent shrinks) into DDS/CDS/SDS's default
-`grad_scale`, so SGD with lr 0.1 reproduces the official step size at 512² and stays resolution-free."""
-
-NFSD_NEGATIVE_PROMPT = (
-    "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, gloomy"
-)
-"""NFSD's negative prompt for δ_D (Katzir et al. 2023; the same string as SDS-Bridge's NFSD baseline code)."""
 
 
 @dataclass
 class DistillationConfig:
     """Settings of a score-distillation loss. `None` means: the default of that loss's paper / official code."""
 
-    name: LossName = "dds"
-    """Which loss: sds | dds | cds | lmc | bridge | nfsd."""
+    name: LossName = DEFAULT_EDIT_LOSS
+    """Which loss (`nerfedit.losses.catalog`)."""
     guidance_scale: Optional[float] = None
     """CFG scale s in ε̂ = ε(∅) + s·(ε(y) − ε(∅)) (the DDS form; threestudio's s is ours minus one)."""
     t_min: Optional[int] = None
@@ -61,8 +53,8 @@ class DistillationConfig:
     """w(t): uniform = 1, sds = 1 − ᾱ_t, fantasia3d = √ᾱ_t (1 − ᾱ_t)."""
     grad_scale: Optional[float] = None
     """Multiplies the injected gradient (a learning-rate knob kept apart from the optimiser's).
-    Default: `DDS_CODE_GRAD_SCALE` (2000/64², ≈0.49) for dds, cds and sds — the DDS/CDS code's factor, with
-    which SGD lr 0.1 is the official step — and 1.0 for lmc, bridge, nfsd (their code uses Adam/AdamW)."""
+    Default: `DDS_CODE_GRAD_SCALE` (2000/64², ≈0.49) for DDS, CDS and SDS — the DDS/CDS code's factor at 512²,
+    with which SGD lr 0.1 is the official step — and 1.0 for the losses whose code uses Adam/AdamW."""
     # CDS
     patchnce_weight: Optional[float] = None
     """λ in DDS + λ·PatchNCE (CDS: 3.0)."""
@@ -91,90 +83,68 @@ class DistillationConfig:
     """NFSD's negative prompt for δ_D at t ≥ 200 (default `NFSD_NEGATIVE_PROMPT`)."""
 
     def with_defaults(self) -> "DistillationConfig":
-        """This config with every `None` replaced by the named loss's published default."""
-        if self.name not in PAPER_DEFAULTS:
-            from nerfedit.errors import UserError
-
-            raise UserError(f"unknown loss '{self.name}': use one of {', '.join(PAPER_DEFAULTS)}")
-        defaults = PAPER_DEFAULTS[self.name]
+        """This config with every `None` replaced by the named loss's published default (`catalog.LOSSES`)."""
+        defaults = entry(self.name).paper_defaults
         return replace(
             self,
             **{f.name: defaults[f.name] for f in fields(self) if getattr(self, f.name) is None and f.name in defaults},
         )
 
 
-PAPER_DEFAULTS: Dict[str, Dict[str, object]] = {
-    # DreamFusion (Poole et al. 2022): ω = 100, w(t) = 1 − ᾱ_t (threestudio "sds"), t ∈ [20, 980] (threestudio).
-    "sds": dict(guidance_scale=100.0, t_min=20, t_max=980, weighting="sds", grad_scale=DDS_CODE_GRAD_SCALE),
-    # DDS official notebook: CFG 7.5, t in [50, 950), uniform weight, ×2000/(64·64).
-    "dds": dict(guidance_scale=7.5, t_min=50, t_max=950, weighting="uniform", grad_scale=DDS_CODE_GRAD_SCALE),
-    # CDS official code: DDS settings + PatchNCE with weight 3.0 (PatchNCE itself is not ×2000).
-    "cds": dict(
-        guidance_scale=7.5, t_min=50, t_max=950, weighting="uniform", grad_scale=DDS_CODE_GRAD_SCALE, patchnce_weight=3.0
-    ),
-    # LMC-SDS paper: ω = 15 for editing (8 for synthesis), w(t) = 1, t ~ U(0.02, 0.98), Adam.
-    "lmc": dict(guidance_scale=15.0, t_min=20, t_max=980, weighting="uniform", grad_scale=1.0),
-    # SDS-Bridge official 2D code: CFG 40 in both stages, w = 1 − ᾱ, t in 0.02–0.98 of T, AdamW.
-    "bridge": dict(guidance_scale=40.0, t_min=20, t_max=980, weighting="sds", grad_scale=1.0),
-    # NFSD (Katzir et al. 2023): a nominal CFG 7.5, w = 1 − ᾱ and t range as threestudio / SDS-Bridge's baseline.
-    "nfsd": dict(
-        guidance_scale=7.5, t_min=20, t_max=980, weighting="sds", grad_scale=1.0, negative_prompt=NFSD_NEGATIVE_PROMPT
-    ),
-}
+PAPER_DEFAULTS: Dict[str, Dict[str, object]] = {item.name: dict(item.paper_defaults) for item in LOSSES}
+"""Each loss's paper defaults by name (read from the catalogue)."""
 
 
 @dataclass
-class LossOutput:
-    """What a loss returns for one step."""
+class StepInputs:
+    """One step of a loss after its random draws: what `ScoreDistillationLoss.gradient` reads."""
 
-    loss: Tensor
-    """Scalar surrogate; its gradient w.r.t. the latents is `grad`. Zero (with a zero gradient) when skipped."""
-    grad: Tensor
-    """The injected gradient, detached, shaped like the latents."""
+    z: Tensor
+    """The latents being optimised [B, C, h, w]."""
     t: Tensor
-    """Timesteps used, one per row."""
-    terms: Dict[str, float] = field(default_factory=dict)
-    """Diagnostics for logs and progress bars (e.g. {"dds": …, "patchnce": …})."""
-    skipped: bool = False
-    """True when the gradient had NaN/Inf: nothing is applied, the caller counts and reports it."""
-
-    @property
-    def grad_norm(self) -> float:
-        return float(self.grad.norm())
-
-
-class DistillationLoss(Protocol):
-    """The call shape every loss in `nerfedit.losses` follows."""
-
-    config: DistillationConfig
-
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput: ...
+    """Timesteps, one per row."""
+    eps: Tensor
+    """ε ~ N(0, I), shaped like z."""
+    prompts: List[str]
+    """The target prompt of each row."""
+    source_prompts: List[str]
+    """The source prompt of each row ("" = ∅ when none was given)."""
+    z_source: Optional[Tensor] = None
+    """The source latents (losses that `needs_source`)."""
+    step: int = 0
+    """The optimisation step (schedules: SDS-Bridge's stages, LMC-SDS's fixed ε)."""
+    generator: Optional[torch.Generator] = None
+    """Draws after t and ε (PatchNCE's locations, LMC-SDS's fixed ε) come from it."""
 
 
-class TextScoreLoss:
-    """The losses that score `z` against `prompt` alone (SDS, NFSD, SDS-Bridge, LMC-SDS): draw t and ε, ask
-    `gradient` for w(t)·δ, inject it (`finish`). `source_prompt` and `z_source` are ignored."""
+class ScoreDistillationLoss:
+    """The base of every loss. `__call__` checks the inputs, draws t then ε (in that fixed order), asks the
+    subclass's `gradient` for the method's w(t)·δ (its docstring cites the equation) and `finish`es: injects
+    grad_scale·w(t)·δ, or answers a NaN/Inf gradient with a skipped step (`skipped_output`)."""
 
-    name = "loss"
+    name: ClassVar[str] = "loss"
+    """The loss's catalogue name (`nerfedit.losses.catalog`)."""
 
     def __init__(self, config: DistillationConfig, prior):
         self.config = config.with_defaults()
         self.prior = prior
 
-    def gradient(
-        self, z: Tensor, t: Tensor, eps: Tensor, prompts: List[str], step: int, generator: Optional[torch.Generator]
-    ) -> Tuple[Tensor, Dict[str, float]]:
-        """(w(t)·δ, diagnostics) for these t and ε."""
+    @property
+    def title(self) -> str:
+        return CATALOG[self.name].title
+
+    @property
+    def needs_source(self) -> bool:
+        return CATALOG[self.name].needs_source
+
+    def gradient(self, inputs: StepInputs) -> Tuple[Tensor, Dict[str, float]]:
+        """(w(t)·δ, diagnostics) for the drawn t and ε."""
         raise NotImplementedError
+
+    def output(self, inputs: StepInputs) -> LossOutput:
+        """The step's output from `gradient` (CDS and PatchNCE combine more than one gradient here)."""
+        grad, terms = self.gradient(inputs)
+        return finish(inputs.z, grad, inputs.t, terms, grad_scale=self.config.grad_scale, name=self.name)
 
     def __call__(
         self,
@@ -186,9 +156,21 @@ class TextScoreLoss:
         step: int = 0,
         generator: Optional[torch.Generator] = None,
     ) -> LossOutput:
+        if self.needs_source:
+            z_source = check_source(z, z_source, self.title)
         t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        grad, terms = self.gradient(z, t, eps, as_prompts(prompt, z.shape[0]), step, generator)
-        return finish(z, grad, t, terms, grad_scale=self.config.grad_scale, name=self.name)
+        batch = z.shape[0]
+        inputs = StepInputs(z, t, eps, as_prompts(prompt, batch), as_prompts(source_prompt, batch), z_source, step, generator)
+        return self.output(inputs)
+
+
+def check_source(z: Tensor, z_source: Optional[Tensor], title: str) -> Tensor:
+    """`z_source` is given and shaped like `z` (the losses that contrast against a source image)."""
+    if z_source is None:
+        raise ValueError(f"{title} needs z_source, the source image's latent")
+    if z_source.shape != z.shape:
+        raise ValueError(f"{title}: z_source {tuple(z_source.shape)} and z {tuple(z.shape)} differ in shape")
+    return z_source
 
 
 # ---- prompts ----------------------------------------------------------------------------------
@@ -259,96 +241,5 @@ def predicted_z0(z_t: Tensor, eps_hat: Tensor, alpha_bar: Tensor) -> Tensor:
     return (z_t - (1 - alpha_bar).sqrt() * eps_hat) / alpha_bar.sqrt()
 
 
-# ---- gradient injection ------------------------------------------------------------------------
-class _InjectGradient(torch.autograd.Function):
-    """Forward: the given value. Backward: the given gradient (times the incoming scale)."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor, grad: Tensor, value: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(grad)
-        return value.detach().clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        return grad_output * grad, None, None
-
-
-def inject_gradient(z: Tensor, grad: Tensor, value: Union[Tensor, float]) -> Tensor:
-    """A scalar whose value is `value` and whose gradient w.r.t. `z` is exactly `grad`.
-
-    Replaces the reference code's surrogates (`Σ z·δ`, threestudio's `½‖z − (z − δ).detach()‖²`): those give
-    δ only up to rounding and a value that means nothing (or NaN when z has NaN); this gives both exactly.
-    """
-    value = torch.as_tensor(value, dtype=torch.float32, device=z.device).reshape(())
-    return _InjectGradient.apply(z, grad.detach().to(z.dtype), value)
-
-
-def finish(
-    z: Tensor,
-    grad: Tensor,
-    t: Tensor,
-    terms: Optional[Dict[str, float]] = None,
-    *,
-    grad_scale: float = 1.0,
-    value: Optional[Tensor] = None,
-    name: str = "loss",
-) -> LossOutput:
-    """The step's `LossOutput` from the method's gradient g = w(t)·δ: inject grad_scale·g, or skip on NaN/Inf.
-
-    The value (progress bars) is mean(g²) unless given; `terms[name]` repeats it, `terms["t"]` is the mean t.
-    """
-    grad = grad.detach()
-    if not bool(torch.isfinite(grad).all()):
-        return skipped_output(z, t, terms)
-    value = (grad.float() ** 2).mean() if value is None else value.detach().float()
-    terms = {**(terms or {}), name: float(value), "t": float(t.float().mean())}
-    applied = grad * grad_scale
-    return LossOutput(loss=inject_gradient(z, applied, value), grad=applied, t=t, terms=terms)
-
-
-def skipped_output(z: Tensor, t: Tensor, terms: Optional[Dict[str, float]] = None) -> LossOutput:
-    """The NaN/Inf guard's answer: a zero loss with a zero gradient, flagged `skipped` for the caller to count."""
-    zero = torch.zeros_like(z, dtype=torch.float32).detach()
-    loss = inject_gradient(z, zero, 0.0)
-    return LossOutput(loss=loss, grad=zero, t=t, terms={**(terms or {}), "skipped": 1.0}, skipped=True)
-
-
-# ---- composition -------------------------------------------------------------------------------
-def weighted_sum(parts: Sequence[Tuple[float, str, LossOutput]]) -> LossOutput:
-    """Σ λ_i·out_i for (λ_i, name_i, out_i): losses, gradients and values add; one skipped part skips the step.
-
-    Terms: each part's value under its name ("dds", "patchnce"), its other diagnostics prefixed with the
-    name ("patchnce/…"), and the first part's mean t as "t".
-    """
-    first = parts[0][2]
-    terms: Dict[str, float] = {}
-    for weight, name, out in parts:
-        terms.update({f"{name}/{k}": v for k, v in out.terms.items() if k not in (name, "t")})
-    if any(out.skipped for _, _, out in parts):
-        zero = torch.zeros_like(first.grad)
-        terms["skipped"] = 1.0
-        loss = sum(0.0 * out.loss for _, _, out in parts)  # every part's (zero) gradient, value 0
-        return LossOutput(loss=loss, grad=zero, t=first.t, terms=terms, skipped=True)
-    loss = sum(weight * out.loss for weight, _, out in parts)
-    grad = sum(weight * out.grad for weight, _, out in parts)
-    terms.update({name: float(out.loss.detach()) for _, name, out in parts})
-    terms["t"] = float(first.t.float().mean())
-    return LossOutput(loss=loss, grad=grad, t=first.t, terms=terms)
-
-
-class WeightedSum:
-    """Σ λ_i·L_i of independent losses, each called with the same arguments (and the same generator, in order).
-
-    E.g. `WeightedSum([(1.0, "sds", sds), (0.5, "nfsd", nfsd)])`. CDS shares one DDS pass with its PatchNCE
-    term, so it combines its two outputs with `weighted_sum` directly (see `cds.py`).
-    """
-
-    def __init__(self, parts: Sequence[Tuple[float, str, DistillationLoss]], config: Optional[DistillationConfig] = None):
-        if not parts:
-            raise ValueError("WeightedSum needs at least one loss")
-        self.parts = list(parts)
-        self.config = config or self.parts[0][2].config
-
-    def __call__(self, z: Tensor, **kwargs) -> LossOutput:
-        return weighted_sum([(weight, name, loss(z, **kwargs)) for weight, name, loss in self.parts])
+DistillationLoss = ScoreDistillationLoss
+"""The call shape every loss follows (`ScoreDistillationLoss.__call__`); `WeightedSum` and test doubles follow it too."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import DistillationConfig, TextScoreLoss, timestep_weight, with_suffix
+from nerfedit.losses.base import DistillationConfig, ScoreDistillationLoss, StepInputs, timestep_weight, with_suffix
 from nerfedit.losses.sds import sds_gradient
 from nerfedit.priors.prior import DiffusionPrior
 
@@ -33,7 +33,7 @@ def bridge_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, pr
     return timestep_weight(prior.alpha_bar(t), config.weighting) * config.guidance_scale * (eps_tgt - eps_src)
 
 
-class SDSBridge(TextScoreLoss):
+class SDSBridge(ScoreDistillationLoss):
     """SDS until `config.bridge_switch_step`, the calibrated bridge from then on; `terms["stage"]` says which."""
 
     name = "bridge"
@@ -41,7 +41,8 @@ class SDSBridge(TextScoreLoss):
     def stage(self, step: int) -> int:
         return 1 if step < self.config.bridge_switch_step else 2
 
-    def gradient(self, z, t, eps, prompts, step, generator):
-        stage = self.stage(step)
+    def gradient(self, inputs: StepInputs):
+        """Stage 1: SDS (DreamFusion Eq. 3); stage 2: w(t)·s·(ε(z_t; y + y_tgt⁺) − ε(z_t; y + y_src⁺))."""
+        stage = self.stage(inputs.step)
         gradient = sds_gradient if stage == 1 else bridge_gradient
-        return gradient(self.prior, z, t, eps, prompts, self.config), {"stage": float(stage)}
+        return gradient(self.prior, inputs.z, inputs.t, inputs.eps, inputs.prompts, self.config), {"stage": float(stage)}

@@ -8,59 +8,37 @@ One step, as the official code (`pipeline_cds.py`):
   pass 2  with grad, one UNet call of B rows: y_tgt on z_t (same ε and t) → differentiable target features.
 PatchNCE between them (patchnce.py) back-propagates through pass 2 to z only: ẑ is never differentiated.
 The official pass 2 runs both CFG halves and keeps the conditional row; we run only that row.
-CFG (DDS form) s = 7.5, t ∈ [50, 950), w = 1. The DDS part carries `grad_scale` (2000/64², the code's
-`2000 · loss`); the PatchNCE part is added unscaled with weight λ, as in the code (`cutloss * w_cut`).
+CFG (DDS form) s = 7.5, t ∈ [50, 949), w = 1. The DDS part carries `grad_scale` (2000/64², the code's
+`2000 · loss`); the PatchNCE part is added unscaled with weight λ, as in the code (`cutloss * w_cut`). At latents
+other than 64² that fixed scale shifts the balance towards PatchNCE (`catalog.DDS_CODE_GRAD_SCALE`).
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
-import torch
-from torch import Tensor
-
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    draw_t_and_eps,
-    finish,
-    weighted_sum,
-)
-from nerfedit.losses.dds import DeltaDenoisingScore, check_source
+from nerfedit.losses.base import StepInputs
+from nerfedit.losses.dds import DeltaDenoisingScore
+from nerfedit.losses.output import LossOutput, finish, weighted_sum
 from nerfedit.losses.patchnce import PatchNCELoss
 from nerfedit.priors.prior import DiffusionPrior
 
 COND_SRC_ROWS = 2
-"""Index of the y_src block among DDS's four B-row blocks (dds.ROWS): the source features CDS keeps."""
+"""Index of the y_src block among DDS's four B-row blocks (`dds.dds_batch`): the source features CDS keeps."""
 
 
-class ContrastiveDenoisingScore:
+class ContrastiveDenoisingScore(DeltaDenoisingScore):
     """CDS: `weighted_sum([(1, dds), (λ, patchnce)])` over one shared DDS pass (shared t, ε and source features)."""
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
-        self.dds = DeltaDenoisingScore(self.config, prior)
+    name = "cds"
+
+    def __init__(self, config, prior: DiffusionPrior):
+        super().__init__(config, prior)
         self.patchnce = PatchNCELoss(self.config, prior)
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        z_source = check_source(z, z_source, "CDS")
-        batch = z.shape[0]
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
+    def output(self, inputs: StepInputs) -> LossOutput:
+        """∇L_DDS + λ∇ℓ_con (CDS Eqs. 4–6): pass 1 gives the DDS gradient and the source features, pass 2 PatchNCE's."""
         with self.prior.capture_self_attention() as store:  # pass 1
-            grad = self.dds.gradient(z, z_source, t, eps, prompt, source_prompt)
+            grad, _ = self.gradient(inputs)
             source = {name: f.chunk(4)[COND_SRC_ROWS].detach() for name, f in store.features.items()}
-        dds = finish(z, grad, t, grad_scale=self.config.grad_scale, name="dds")
-        nce = self.patchnce.from_features(z, t, eps, as_prompts(prompt, batch), source, generator)  # pass 2
+        dds = finish(inputs.z, grad, inputs.t, grad_scale=self.config.grad_scale, name="dds")
+        nce = self.patchnce.from_features(inputs.z, inputs.t, inputs.eps, inputs.prompts, source, inputs.generator)  # pass 2
         return weighted_sum([(1.0, "dds", dds), (self.config.patchnce_weight, "patchnce", nce)])

@@ -7,35 +7,24 @@
 The ε of the two SDS terms cancels (that is the point of DDS), so it never appears in the gradient.
 ONE batched UNet call of 4B rows [∅ on ẑ_t, ∅ on z_t, y_src on ẑ_t, y_tgt on z_t] — the order of the
 official notebook — and no VAE work: the source latent ẑ is given, encoded once by the caller.
-Defaults (official notebook): s = 7.5, t ∈ [50, 950), w = 1, SGD; `grad_scale` = 2000/64² (base.py).
+Defaults (official notebook): s = 7.5, t = randint(50, 949) i.e. t ∈ [50, 949), w = 1, SGD; `grad_scale` =
+2000/64² (`catalog.DDS_CODE_GRAD_SCALE`, which also says how that departs from the code's 2000/(h·w)).
 A missing `source_prompt` is the null text (DDS supplement: "we set ŷ to the embedding of the null text").
 """
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import (
-    DistillationConfig,
-    LossOutput,
-    Prompt,
-    as_prompts,
-    classifier_free_guidance,
-    draw_t_and_eps,
-    finish,
-    timestep_weight,
-)
+from nerfedit.losses.base import ScoreDistillationLoss, StepInputs, classifier_free_guidance, timestep_weight
 from nerfedit.priors.prior import DiffusionPrior
 
-ROWS = ("uncond_src", "uncond_tgt", "cond_src", "cond_tgt")
-"""Order of the B-row blocks in DDS's single UNet call (as the official notebook)."""
-
-
 def dds_batch(z_t_src: Tensor, z_t_tgt: Tensor, t: Tensor, prompts_src: Sequence[str], prompts_tgt: Sequence[str]):
-    """The 4B rows of the call: latents, timesteps and prompts in `ROWS` order."""
+    """The 4B rows of the call: latents, timesteps and prompts, in blocks of B rows [∅ on ẑ_t, ∅ on z_t, y_src on
+    ẑ_t, y_tgt on z_t] (the official notebook's order)."""
     batch = z_t_src.shape[0]
     latents = torch.cat([z_t_src, z_t_tgt, z_t_src, z_t_tgt])
     prompts = [""] * (2 * batch) + list(prompts_src) + list(prompts_tgt)
@@ -64,49 +53,21 @@ def delta_denoising_score(
     return eps_tgt - eps_src
 
 
-def check_source(z: Tensor, z_source: Optional[Tensor], name: str) -> Tensor:
-    if z_source is None:
-        raise ValueError(f"{name} needs z_source, the source image's latent")
-    if z_source.shape != z.shape:
-        raise ValueError(f"{name}: z_source {tuple(z_source.shape)} and z {tuple(z.shape)} differ in shape")
-    return z_source
-
-
-class DeltaDenoisingScore:
+class DeltaDenoisingScore(ScoreDistillationLoss):
     """The DDS loss: edit `z` towards `prompt`, relative to the source latent `z_source` described by `source_prompt`."""
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
+    name = "dds"
 
-    def gradient(
-        self, z: Tensor, z_source: Tensor, t: Tensor, eps: Tensor, prompt: Prompt, source_prompt: Optional[Prompt]
-    ) -> Tensor:
-        """w(t)·δ for the given t and ε (CDS reuses it inside its feature capture)."""
-        batch = z.shape[0]
+    def gradient(self, inputs: StepInputs):
+        """w(t)·δ, δ = ε̂_s(z_t; y_tgt, t) − ε̂_s(ẑ_t; y_src, t)  (DDS; CDS Eq. 4). CDS reuses it in its feature capture."""
         delta = delta_denoising_score(
             self.prior,
-            z,
-            z_source,
-            t,
-            eps,
-            as_prompts(prompt, batch),
-            as_prompts(source_prompt, batch),
+            inputs.z,
+            inputs.z_source,
+            inputs.t,
+            inputs.eps,
+            inputs.prompts,
+            inputs.source_prompts,
             self.config.guidance_scale,
         )
-        return timestep_weight(self.prior.alpha_bar(t), self.config.weighting) * delta
-
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        z_source = check_source(z, z_source, "DDS")
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
-        grad = self.gradient(z, z_source, t, eps, prompt, source_prompt)
-        return finish(z, grad, t, grad_scale=self.config.grad_scale, name="dds")
+        return timestep_weight(self.prior.alpha_bar(inputs.t), self.config.weighting) * delta, {}

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from nerfedit.errors import UserError
-from nerfedit.losses.base import DistillationConfig, TextScoreLoss, predicted_z0, sample_noise, timestep_weight
+from nerfedit.losses.base import DistillationConfig, ScoreDistillationLoss, StepInputs, predicted_z0, sample_noise, timestep_weight
 from nerfedit.losses.corrective import CorrectiveUNet, default_corrective_path, load_corrective, match_std
 from nerfedit.priors.prior import DiffusionPrior
 
@@ -44,7 +44,7 @@ def find_corrective(config: DistillationConfig, prior: DiffusionPrior) -> Correc
     )
 
 
-class LearnedManifoldCorrective(TextScoreLoss):
+class LearnedManifoldCorrective(ScoreDistillationLoss):
     """LMC-SDS; `corrective` overrides the one found from the config."""
 
     name = "lmc"
@@ -82,9 +82,10 @@ class LearnedManifoldCorrective(TextScoreLoss):
         b_hat = match_std(self.corrective(z, t.float() / prior.num_train_timesteps), z_hat)
         return eps_text - eps_uncond, b_hat - z_hat
 
-    def gradient(self, z, t, eps, prompts, step, generator):
-        """w(t)·(ω·∇L_cond + ∇L_lmc)/ω."""
-        delta_cond, delta_lmc = self.deltas(z, t, eps, self.cond_noise(z, eps, step, generator), prompts)
+    def gradient(self, inputs: StepInputs):
+        """w(t)·(ω·∇L_cond + ∇L_lmc)/ω  (Eqs. 6b and 9, scaled by 1/ω as in Sec. 5)."""
+        z, t, eps = inputs.z, inputs.t, inputs.eps
+        delta_cond, delta_lmc = self.deltas(z, t, eps, self.cond_noise(z, eps, inputs.step, inputs.generator), inputs.prompts)
         omega = self.config.guidance_scale
         w = timestep_weight(self.prior.alpha_bar(t), self.config.weighting)
         terms = {"l_cond": float((delta_cond**2).mean()), "l_lmc": float((delta_lmc**2).mean())}

@@ -3,7 +3,7 @@
 NFSD splits the CFG prediction ε̂_s = δ_N + δ_D + s·δ_C into a noise term δ_N, a domain term δ_D and a
 condition term δ_C = ε(z_t; y) − ε(z_t; ∅), and distils without the noise term (no "− ε"):
 
-    ∇_z L_NFSD = w(t) · (δ_D + s·δ_C)                     NFSD's final update rule (its paper is not in papers/)
+    ∇_z L_NFSD = w(t) · (δ_D + s·δ_C)                     NFSD's update rule (arXiv:2310.17590)
     δ_C = ε(z_t; y, t) − ε(z_t; ∅, t)
     δ_D = ε(z_t; ∅, t)                          for t < 200 (of 1000): little noise is left, ε(∅) ≈ δ_D
         = ε(z_t; ∅, t) − ε(z_t; y_neg, t)       otherwise, y_neg = "unrealistic, blurry, low quality, …"
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import DistillationConfig, TextScoreLoss, timestep_weight
+from nerfedit.losses.base import DistillationConfig, ScoreDistillationLoss, StepInputs, timestep_weight
 from nerfedit.priors.prior import DiffusionPrior
 
 NFSD_SMALL_T = 0.2
@@ -38,10 +38,11 @@ def nfsd_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, prom
     return timestep_weight(prior.alpha_bar(t), config.weighting) * (delta_d + config.guidance_scale * delta_c)
 
 
-class NoiseFreeScoreDistillation(TextScoreLoss):
+class NoiseFreeScoreDistillation(ScoreDistillationLoss):
     """NFSD."""
 
     name = "nfsd"
 
-    def gradient(self, z, t, eps, prompts, step, generator):
-        return nfsd_gradient(self.prior, z, t, eps, prompts, self.config), {}
+    def gradient(self, inputs: StepInputs):
+        """w(t)·(δ_D + s·δ_C)  (NFSD's update rule)."""
+        return nfsd_gradient(self.prior, inputs.z, inputs.t, inputs.eps, inputs.prompts, self.config), {}

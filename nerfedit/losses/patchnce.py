@@ -17,13 +17,14 @@ rows only. The locations are drawn from the step's generator, one permutation pe
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nerfedit.losses.base import DistillationConfig, LossOutput, Prompt, as_prompts, draw_t_and_eps, finish
+from nerfedit.losses.base import DistillationConfig, ScoreDistillationLoss, StepInputs
+from nerfedit.losses.output import LossOutput, finish
 from nerfedit.priors.prior import DiffusionPrior
 
 NCE_DIAGONAL_FILL = -10.0
@@ -116,21 +117,21 @@ def self_attention_features(
         return dict(store.features)
 
 
-class PatchNCELoss:
+class PatchNCELoss(ScoreDistillationLoss):
     """The PatchNCE term alone: d ℓ_con / d z, with target features on z (prompt) and source features on z_source.
 
     Standalone it costs a no-grad pass on the source and a differentiable pass on the target; inside CDS
     (`cds.py`) the source features come from the DDS pass instead (`from_features`).
     """
 
-    def __init__(self, config: DistillationConfig, prior: DiffusionPrior):
-        self.config = config.with_defaults()
-        self.prior = prior
+    name = "patchnce"
+    title = "PatchNCE"
+    needs_source = True
 
     def from_features(
         self, z: Tensor, t: Tensor, eps: Tensor, prompts: Sequence[str], source: Features, generator
     ) -> LossOutput:
-        """ℓ_con against given source features; its gradient w.r.t. z through one differentiable UNet pass."""
+        """ℓ_con against given source features (CDS Eqs. 5–6); its gradient w.r.t. z through one differentiable UNet pass."""
         leaf = z.detach().requires_grad_(True)
         with torch.enable_grad():
             target = self_attention_features(self.prior, leaf, t, eps, prompts)
@@ -138,21 +139,7 @@ class PatchNCELoss:
             (grad,) = torch.autograd.grad(nce, leaf)
         return finish(z, grad, t, value=nce, name="patchnce")
 
-    def __call__(
-        self,
-        z: Tensor,
-        *,
-        prompt: Prompt,
-        source_prompt: Optional[Prompt] = None,
-        z_source: Optional[Tensor] = None,
-        step: int = 0,
-        generator: Optional[torch.Generator] = None,
-    ) -> LossOutput:
-        from nerfedit.losses.dds import check_source
-
-        z_source = check_source(z, z_source, "PatchNCE")
-        batch = z.shape[0]
-        t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
+    def output(self, inputs: StepInputs) -> LossOutput:
         with torch.no_grad():
-            source = self_attention_features(self.prior, z_source, t, eps, as_prompts(source_prompt, batch))
-        return self.from_features(z, t, eps, as_prompts(prompt, batch), source, generator)
+            source = self_attention_features(self.prior, inputs.z_source, inputs.t, inputs.eps, inputs.source_prompts)
+        return self.from_features(inputs.z, inputs.t, inputs.eps, inputs.prompts, source, inputs.generator)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nerfedit.losses.base import DistillationConfig, TextScoreLoss, classifier_free_guidance, timestep_weight
+from nerfedit.losses.base import DistillationConfig, ScoreDistillationLoss, StepInputs, classifier_free_guidance, timestep_weight
 from nerfedit.priors.prior import DiffusionPrior
 
 
@@ -33,10 +33,11 @@ def sds_gradient(prior: DiffusionPrior, z: Tensor, t: Tensor, eps: Tensor, promp
     return timestep_weight(prior.alpha_bar(t), config.weighting) * delta
 
 
-class ScoreDistillation(TextScoreLoss):
+class ScoreDistillation(ScoreDistillationLoss):
     """DreamFusion's SDS loss."""
 
     name = "sds"
 
-    def gradient(self, z, t, eps, prompts, step, generator):
-        return sds_gradient(self.prior, z, t, eps, prompts, self.config), {}
+    def gradient(self, inputs: StepInputs):
+        """w(t)·(ε̂_s(z_t; y, t) − ε)  (DreamFusion Eq. 3)."""
+        return sds_gradient(self.prior, inputs.z, inputs.t, inputs.eps, inputs.prompts, self.config), {}

@@ -24,9 +24,6 @@ class SelfAttentionStore:
     def clear(self) -> None:
         self.features.clear()
 
-    def layers(self) -> List[str]:
-        return list(self.features)
-
 
 class CapturingAttnProcessor(AttnProcessor2_0):
     """SDPA attention that hands its output to a `SelfAttentionStore` while the store is active."""
