@@ -23,3 +23,9 @@ def nerf_edit_default(read: Callable[[NerfEditDefaults], object]) -> object:
         groups.setdefault(str(read(item.nerf)), []).append(item.name)
     text = "; ".join(f"{'/'.join(names)} {value}" for value, names in groups.items())
     return tyro.conf.arg(help_behavior_hint=f"(default per loss: {text})")
+
+
+def loss_choice(names: Tuple[str, ...], default: str) -> object:
+    """tyro marker of a loss-name field: `--help` lists `names`, and any other name still parses, so that
+    validation reports it as one line (`PROG: error: unknown loss …`, exit 2) instead of tyro's usage box."""
+    return tyro.conf.arg(constructor=str, metavar="{" + ",".join(names) + "}", help_behavior_hint=f"(default: {default})")

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated, Optional
 
 from nerfedit.losses.base import DistillationConfig, Weighting
-from nerfedit.losses.catalog import DEFAULT_NERF_LOSS, LossName, entry
-from nerfedit.nerf.common.loss_help import per_loss_default
+from nerfedit.losses.catalog import DEFAULT_NERF_LOSS, LOSS_NAMES, LossName, entry
+from nerfedit.nerf.common.loss_help import loss_choice, per_loss_default
 
 
 @dataclass
 class NerfLossConfig(DistillationConfig):
     """The loss core's settings (`nerfedit.losses.base.DistillationConfig`); `None` = the paper's default."""
 
-    name: LossName = DEFAULT_NERF_LOSS
+    name: Annotated[LossName, loss_choice(LOSS_NAMES, DEFAULT_NERF_LOSS)] = DEFAULT_NERF_LOSS
     """Which loss (`nerfedit.losses.catalog`). CDS (DDS + PatchNCE), the default, keeps the scene's structure."""
     guidance_scale: Annotated[Optional[float], per_loss_default("guidance_scale")] = None
     """CFG scale s in ε̂ = ε(∅) + s·(ε(y) − ε(∅)) (the DDS form; threestudio's s is ours minus one)."""

@@ -36,7 +36,7 @@ from nerfedit.errors import UserError
 from nerfedit.losses.base import DistillationConfig, Weighting
 from nerfedit.losses.catalog import DEFAULT_TEXT_TO_3D_LOSS, GENERATING_LOSS_NAMES, GeneratingLossName, generating_entry
 from nerfedit.losses.output import SkippedSteps
-from nerfedit.nerf.common.loss_help import per_loss_default
+from nerfedit.nerf.common.loss_help import loss_choice, per_loss_default
 from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
 from nerfedit.nerf.generate.datamanager import GenerateDataManagerConfig
 from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
@@ -63,7 +63,7 @@ def vertical_rotation_range(elevation_deg: Tuple[float, float]) -> Tuple[float, 
 class GenerateLossConfig(DistillationConfig):
     """The loss core's settings (`nerfedit.losses.DistillationConfig`); `None` = the 3D default, else the paper's."""
 
-    name: GeneratingLossName = DEFAULT_TEXT_TO_3D_LOSS
+    name: Annotated[GeneratingLossName, loss_choice(GENERATING_LOSS_NAMES, DEFAULT_TEXT_TO_3D_LOSS)] = DEFAULT_TEXT_TO_3D_LOSS
     """Which loss (`nerfedit.losses.catalog`; LMC-SDS by default). DDS and CDS need a source image: not here."""
     guidance_scale: Annotated[Optional[float], per_loss_default("guidance_scale", GENERATING_LOSS_NAMES, "text_to_3d")] = None
     """CFG scale s in ε̂ = ε(∅) + s·(ε(y) − ε(∅)) (the DDS form; threestudio's s is ours minus one)."""
