@@ -12,7 +12,7 @@ reads besides the model:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, Optional, Protocol, Tuple, Type
 
 import numpy as np
 import torch
@@ -26,20 +26,14 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfedit.nerf.common.render import crop_bundle, focus_point, jitter_camera, ray_bundle, scaled_camera, up_vector
 
 
-@dataclass
-class EditViewOptions:
-    """How edit views are drawn (the pipeline's --pipeline.seed, crop-scale, novel-view-prob, jitter-degrees)."""
+class EditViewOptions(Protocol):
+    """What edit views are drawn with: the pipeline config's fields of the same names (their docs are there)."""
 
-    seed: int = 0
-    """Seeds camera choice, crops, jitter and each step's render/loss seed."""
-    crop_scale: float = 1.0
-    """> 1: render the view with its short side at crop_scale × the edit size and crop a random square."""
-    novel_view_prob: float = 0.0
-    """Probability that a step uses a novel view (a training camera orbited by up to ±jitter_degrees)."""
-    jitter_degrees: float = 15.0
-    """Largest azimuth jitter of novel views (elevation: half of it)."""
-    geometry_cache_mb: int = 2048
-    """Budget of the frozen-geometry cache (appearance-only edits), in MB."""
+    seed: int
+    crop_scale: float
+    novel_view_prob: float
+    jitter_degrees: float
+    geometry_cache_mb: int
 
 
 @dataclass
@@ -88,7 +82,7 @@ class EditDataManager(VanillaDataManager[InputDataset]):
 
     def __init__(self, config: EditDataManagerConfig, *args, **kwargs) -> None:
         super().__init__(config, *args, **kwargs)
-        self.view_options = EditViewOptions()
+        self.view_options: Optional[EditViewOptions] = None  # set by the pipeline, whose flags they are
         self.source_cache: Dict[int, Dict[str, torch.Tensor]] = {}
         self.geometry_cache: Dict[Tuple[int, int, int], Any] = {}
         self.geometry_bytes = 0

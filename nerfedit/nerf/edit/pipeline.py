@@ -34,7 +34,7 @@ from nerfedit.losses.output import LossOutput, SkippedSteps
 from nerfedit.nerf.common.loss_help import nerf_edit_default
 from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
 from nerfedit.nerf.common.render import deferred_backward, from_image, render_image, render_with_graph, seeded_rng, to_image
-from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView, EditViewOptions
+from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView
 from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
 from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
 from nerfedit.nerf.edit.source import load_pipeline
@@ -116,9 +116,7 @@ class NerfEditPipeline(VanillaPipeline):
         apply_loss_defaults(config)
         super().__init__(config, device, test_mode, world_size, local_rank, grad_scaler)
         self.grad_scaler = grad_scaler
-        self.datamanager.view_options = EditViewOptions(
-            config.seed, config.crop_scale, config.novel_view_prob, config.jitter_degrees, config.geometry_cache_mb
-        )
+        self.datamanager.view_options = config
         self._prior = None
         self._losses: Dict[Tuple[str, Optional[float]], Any] = {}
         self.skipped = SkippedSteps()
