@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def build(args: argparse.Namespace, appearance_only: bool):
     import nerfedit.nerf  # noqa: F401  (run-time CPU workarounds)
-    from nerfedit.nerf.method_configs import nerfedit_small_config
+    from nerfedit.nerf.edit.method_configs import nerfedit_small_config
 
     config = nerfedit_small_config()
     pipeline_config = config.pipeline
@@ -45,7 +45,7 @@ def build(args: argparse.Namespace, appearance_only: bool):
     pipeline_config.edit_appearance_only = appearance_only
     pipeline = pipeline_config.setup(device="cpu", test_mode="val")
     if args.load_dir is not None:
-        from nerfedit.nerf.validate import checkpoint_path
+        from nerfedit.nerf.edit.source import checkpoint_path
 
         path, _ = checkpoint_path(args.load_dir)
         state = torch.load(path, map_location="cpu")

@@ -107,7 +107,7 @@ def to_nerfstudio(orbit_cameras_: List, run: Path, size: int, device: torch.devi
 @torch.no_grad()
 def render_fields(pipeline, cameras) -> Dict[str, torch.Tensor]:
     """Source and edited renders [N, 3, H, W] in [0, 1] (eval mode, as ns-render)."""
-    from nerfedit.nerf.render import ray_bundle, render_image, to_image
+    from nerfedit.nerf.common.render import ray_bundle, render_image, to_image
 
     model = pipeline.model
     model.eval()

@@ -82,7 +82,7 @@ def method_env(threads: int) -> Dict[str, str]:
 def train(prompt: str, loss: str, output_dir: Path, timestamp: str, args) -> Dict[str, object]:
     """One `ns-train nerfedit-generate` run, filed as nerfstudio does (OUTPUT_DIR/<prompt>/nerfedit-generate/TIMESTAMP);
     returns its config path and the seconds it took."""
-    from nerfedit.nerf.generate_config import slug
+    from nerfedit.nerf.generate.config import slug
 
     command = [
         str(Path(sys.executable).parent / "ns-train"), METHOD,
@@ -110,7 +110,7 @@ def orbit_views(config_path: Path) -> Dict[str, torch.Tensor]:
     [VIEWS, 3, H, W] and accumulation [VIEWS, 1, H, W]."""
     from nerfstudio.utils.eval_utils import eval_setup
 
-    from nerfedit.nerf.generate_pipeline import circle_cameras, lit_renders
+    from nerfedit.nerf.generate.pipeline import circle_cameras, lit_renders
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
     cameras = circle_cameras(VIEWS, ELEVATION, RADIUS, FOCAL, pipeline.datamanager.config.eval_resolution)
@@ -177,8 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.nerf.generate_config import nerfedit_generate_config
-    from nerfedit.nerf.validate import check_prior
+    from nerfedit.nerf.generate.config import nerfedit_generate_config
+    from nerfedit.nerf.common.validate import check_prior
 
     check_prior(args.prior, None, "auto")
     judge = None

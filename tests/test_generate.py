@@ -17,8 +17,8 @@ import torch
 import tyro
 
 from nerfedit.losses.base import DistillationConfig
-from nerfedit.nerf.generate_config import GenerateTrainerConfig, nerfedit_generate_config, slug
-from nerfedit.nerf.generate_pipeline import (
+from nerfedit.nerf.generate.config import GenerateTrainerConfig, nerfedit_generate_config, slug
+from nerfedit.nerf.generate.pipeline import (
     BRIDGE_SWITCH_FRACTION,
     GenerateLossConfig,
     circle_cameras,
@@ -30,7 +30,7 @@ from nerfedit.nerf.generate_pipeline import (
 )
 from nerfedit.priors.loader import TOY_PRIOR_DIR
 
-METHOD_ENV = {"NERFSTUDIO_METHOD_CONFIGS": "nerfedit-generate=nerfedit.nerf.generate_config:nerfedit_generate_method"}
+METHOD_ENV = {"NERFSTUDIO_METHOD_CONFIGS": "nerfedit-generate=nerfedit.nerf.generate.config:nerfedit_generate_method"}
 HAVE_TOY = (TOY_PRIOR_DIR / "unet").is_dir()
 
 
@@ -132,7 +132,7 @@ def test_help_documents_the_flags(capsys):
 def test_matter_colour_composites_over_the_background_once():
     """generfacto's accumulation · colour + (1 − accumulation) · background is Σ w·c + (1 − Σ w)·background with
     our RGB renderer (nerfstudio's RGBRenderer would mix white into half-transparent matter)."""
-    from nerfedit.nerf.generate_model import MatterColourRenderer
+    from nerfedit.nerf.generate.model import MatterColourRenderer
 
     rgb = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])  # one ray, two samples
     weights = torch.tensor([[[0.3], [0.2]]])
@@ -144,9 +144,9 @@ def test_matter_colour_composites_over_the_background_once():
 
 def test_sun_lit_training_render_shades_the_object_only():
     """`sun_lit`: the object's colour times the world's light for its normal, the background as it was."""
-    from nerfedit.nerf.generate_model import GenerateModelConfig
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
-    from nerfedit.world.render import object_shading, unit_direction
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
+    from nerfedit.shading import object_shading, unit_direction
 
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(sun_shading=True)).setup(device="cpu", test_mode="inference")
     up = torch.tensor([0.0, 0.0, 1.0])
@@ -171,8 +171,9 @@ def test_floor_background_is_a_plane_seen_with_parallax():
     from nerfstudio.cameras.rays import RayBundle
     from nerfstudio.fields.generfacto_field import GenerfactoField
 
-    from nerfedit.nerf.generate_model import FloorField, GenerateModelConfig
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.nerf.generate.floor import FloorField
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
 
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(floor_height=-0.5)).setup(device="cpu", test_mode="inference")
     field = pipeline.model.field
@@ -195,9 +196,9 @@ def test_floor_lies_in_the_objects_shadow_under_a_sun():
     """With a sun set, the floor is lit as the world lights its floor: where the field's ball stands between a
     floor point and the sun, the point is darker (ambient only, and that dimmed by the ball close above it: the
     world's contact darkening) than one in the open (ambient + sun)."""
-    from nerfedit.nerf.generate_model import GenerateModelConfig
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
-    from nerfedit.world.render import CONTACT_DARKENING, floor_shading
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
+    from nerfedit.shading import CONTACT_DARKENING, floor_shading
 
     model = GenerateModelConfig(floor_height=-0.5, density_bias_scale=20.0, density_bias_radius=0.35, collider_radius=0.8)
     field = GeneratePipelineConfig(prompt="a red cube", model=model).setup(device="cpu", test_mode="inference").model.field
@@ -216,8 +217,8 @@ def test_floor_lies_in_the_objects_shadow_under_a_sun():
 def test_lit_training_render_with_a_floor():
     """A training step after `start_lambertian_training` with a floor: the render is lit by a random sun (the
     floor too, in the object's shadow), finite, and its gradient reaches the field's density."""
-    from nerfedit.nerf.generate_model import GenerateModelConfig
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
 
     model_config = GenerateModelConfig(floor_height=-0.45, sun_shading=True, density_bias_scale=10.0)
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=model_config).setup(device="cpu", test_mode="inference")
@@ -235,8 +236,8 @@ def test_lit_training_render_with_a_floor():
 def test_collider_radius_and_opacity_weight_are_what_the_config_says():
     """The sphere the rays are sampled in has `collider_radius`; the opacity penalty is weighted once by
     `opacity_loss_mult` (generfacto weights it twice)."""
-    from nerfedit.nerf.generate_model import GenerateModelConfig
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
 
     model_config = GenerateModelConfig(collider_radius=0.6, opacity_loss_mult=0.1)
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=model_config).setup(device="cpu", test_mode="inference")
@@ -352,7 +353,7 @@ def _view_prompts(model):
 
 
 def test_view_prompts_drop_suffixes_the_prior_does_not_know(capsys):
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
 
     pipeline = GeneratePipelineConfig(prompt="a red cube").setup(device="cpu", test_mode="inference")
     pipeline._prior = _WordPrior("a red cube blue sphere front side back view overhead".split())
@@ -373,7 +374,7 @@ def test_prompt_is_editable_in_the_viewer(tiny_prior_dir):
     from nerfstudio.viewer.utils import parse_object
     from nerfstudio.viewer.viewer_elements import ViewerElement
 
-    from nerfedit.nerf.generate_pipeline import GeneratePipelineConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
 
     config = GeneratePipelineConfig(prompt="a red cube", prior=str(tiny_prior_dir))
     config.loss.name = "sds"

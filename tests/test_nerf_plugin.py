@@ -138,7 +138,7 @@ def loaded(edit_run):
 
 
 def test_eval_setup_loads_and_renders(loaded):
-    from nerfedit.nerf.pipeline import NerfEditPipeline
+    from nerfedit.nerf.edit.pipeline import NerfEditPipeline
 
     config, pipeline, step = loaded
     assert isinstance(pipeline, NerfEditPipeline) and step == RECONSTRUCT + EDIT - 1
@@ -195,7 +195,7 @@ def test_bad_input_is_one_line_before_training(tmp_path, prior_dir, change, mess
 
 
 def _config(prior_dir: Path, **pipeline):
-    from nerfedit.nerf.method_configs import nerfedit_small_config
+    from nerfedit.nerf.edit.method_configs import nerfedit_small_config
 
     config = nerfedit_small_config()
     config.pipeline.datamanager.data = SCENE
@@ -208,7 +208,7 @@ def _config(prior_dir: Path, **pipeline):
 
 def test_validation_rejects_each_bad_input(tmp_path, prior_dir, monkeypatch):
     from nerfedit.errors import UserError
-    from nerfedit.nerf.trainer import validate
+    from nerfedit.nerf.edit.trainer import validate
 
     validate(_config(prior_dir))  # the good one passes
 
@@ -256,11 +256,13 @@ def test_validation_rejects_each_bad_input(tmp_path, prior_dir, monkeypatch):
 
 # ---- in-process pieces ------------------------------------------------------------------------
 def test_nerfacto_checkpoint_becomes_the_source(loaded):
+    from nerfedit.nerf.edit.source import load_source
+
     _, pipeline, _ = loaded
     model = pipeline.model
     saved = {k: v.clone() for k, v in pipeline.state_dict().items()}
     nerfacto_state = {f"_model.{k}": v.clone() + 0.5 for k, v in model.target_state_dict().items() if k != "device_indicator_param"}
-    pipeline.load_source(nerfacto_state, step=1234)
+    load_source(model, nerfacto_state, step=1234)
     assert int(model.edit_start_step) == 0
     for key, value in model.source.state_dict().items():
         if key in model.target_state_dict():
@@ -284,7 +286,7 @@ def test_appearance_only_freezes_geometry(loaded):
 
 def test_deferred_backprop_reproduces_the_rendered_image(loaded):
     """Pass 2 (re-render with a graph, chunk by chunk) gives the gradient of exactly pass 1's image."""
-    from nerfedit.nerf.render import seeded_rng, deferred_backward, ray_bundle, render_image, scaled_camera
+    from nerfedit.nerf.common.render import seeded_rng, deferred_backward, ray_bundle, render_image, scaled_camera
 
     _, pipeline, _ = loaded
     model = pipeline.model
@@ -314,10 +316,12 @@ def test_deferred_backprop_reproduces_the_rendered_image(loaded):
 
 
 def test_preview_without_viewer_saves_source_and_preview(loaded, tmp_path, monkeypatch):
+    from nerfedit.nerf.edit.viewer import preview
+
     _, pipeline, _ = loaded
     monkeypatch.chdir(tmp_path)
     pipeline.config.preview_steps = 2
-    path = pipeline.preview()
+    path = preview(pipeline)
     import imageio.v2 as imageio
 
     panel = imageio.imread(path)
@@ -328,13 +332,13 @@ def test_preview_without_viewer_saves_source_and_preview(loaded, tmp_path, monke
 
 def test_appearance_only_step_reuses_frozen_geometry(loaded, monkeypatch):
     """Appearance-only edits render from cached geometry: same RGB as nerfacto's forward, colour head only."""
-    from nerfedit.nerf.render import ray_bundle, render_with_graph, scaled_camera, seeded_rng
+    from nerfedit.nerf.common.render import ray_bundle, render_with_graph, scaled_camera, seeded_rng
 
     _, pipeline, _ = loaded
     model = pipeline.model
     monkeypatch.setattr(pipeline.config, "edit_appearance_only", True)
     monkeypatch.setattr(pipeline.config, "edit_resolution", 16)
-    pipeline._prepare_edit(restart_optimizers=False)
+    pipeline.prepare_edit()
     pipeline.train()
 
     camera = scaled_camera(pipeline.datamanager.train_dataset.cameras, 2, 16)
@@ -345,30 +349,53 @@ def test_appearance_only_step_reuses_frozen_geometry(loaded, monkeypatch):
     assert torch.allclose(model.render_appearance(geometry), full, atol=1e-5)
 
     step = int(model.edit_start_step) + 3
-    hits = dict(pipeline.stats)
+    stats = pipeline.datamanager.stats
+    hits = dict(stats)
     for _ in range(2):  # the same step twice: the same view
         model.zero_grad(set_to_none=True)
-        _, loss_dict, _ = pipeline.get_train_loss_dict(step)
-        sum(loss_dict.values()).backward()
-    assert pipeline.stats["geometry_cache_hits"] == hits["geometry_cache_hits"] + 1
-    assert pipeline.stats["source_cache_hits"] == hits["source_cache_hits"] + 1
+        pipeline.edit_step(step)  # back-propagates itself
+    assert stats["geometry_cache_hits"] == hits["geometry_cache_hits"] + 1
+    assert stats["source_cache_hits"] == hits["source_cache_hits"] + 1
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad and all(n.startswith(("field.mlp_head", "field.embedding_appearance")) for n in with_grad)
     model.zero_grad(set_to_none=True)
     model.set_edit_trainable(appearance_only=False)
-    pipeline._prepare_edit(restart_optimizers=False)
+    pipeline.prepare_edit()
 
 
-def test_presets_parse_for_both_methods():
-    """Every configs/*.args preset is a valid ns-train argument list for nerfedit and nerfedit-small."""
+PRESET_SETTINGS = {  # what configs/{loss}.args set before a loss name brought its own defaults (catalogue)
+    # loss: (guidance scale, edit lr, appearance only)
+    "sds": (100.0, 0.005, True),
+    "dds": (7.5, 0.01, False),
+    "cds": (7.5, 0.01, False),
+    "lmc": (15.0, 0.005, True),
+    "bridge": (40.0, 0.005, True),
+    "nfsd": (7.5, 0.005, True),
+}
+
+
+def test_loss_name_alone_brings_the_presets_settings():
+    """`--pipeline.loss.name X` alone gives what the old configs/X.args preset set (loss, guidance, edit lr,
+    appearance-only, SDS-Bridge's switch at half the edit), for nerfedit and nerfedit-small; cpu-fast still parses."""
     import tyro
 
-    from nerfedit.nerf.method_configs import nerfedit_config, nerfedit_small_config
+    from nerfedit.losses.catalog import LOSS_NAMES
+    from nerfedit.nerf.edit.loss_config import apply_loss_defaults
+    from nerfedit.nerf.edit.method_configs import nerfedit_config, nerfedit_small_config
 
-    presets = sorted((REPO / "configs").glob("*.args"))
-    assert {p.stem for p in presets} >= {"sds", "dds", "cds", "lmc", "bridge", "nfsd"}
-    for preset in presets:
+    assert set(PRESET_SETTINGS) == set(LOSS_NAMES)
+    for name, (guidance, lr, appearance_only) in PRESET_SETTINGS.items():
         for default in (nerfedit_config(), nerfedit_small_config()):
-            config = tyro.cli(type(default), default=default, args=preset.read_text().split(), config=(tyro.conf.FlagConversionOff,))
-            if preset.stem in ("sds", "dds", "cds", "lmc", "bridge", "nfsd"):
-                assert config.pipeline.loss.name == preset.stem
+            args = ["--pipeline.loss.name", name]
+            config = tyro.cli(type(default), default=default, args=args, config=(tyro.conf.FlagConversionOff,))
+            pipeline = config.pipeline
+            apply_loss_defaults(pipeline)
+            assert pipeline.loss.name == name
+            assert pipeline.loss.with_defaults().guidance_scale == guidance
+            assert (pipeline.edit_lr, pipeline.edit_appearance_only) == (lr, appearance_only)
+            assert pipeline.loss.bridge_switch_step == pipeline.edit_steps // 2
+    assert nerfedit_small_config().pipeline.edit_steps // 2 == 200  # the bridge preset's 200 of 400
+    for default in (nerfedit_config(), nerfedit_small_config()):
+        preset = REPO / "configs" / "cpu-fast.args"
+        config = tyro.cli(type(default), default=default, args=preset.read_text().split(), config=(tyro.conf.FlagConversionOff,))
+        assert config.pipeline.edit_appearance_only is True and config.pipeline.edit_resolution == 32

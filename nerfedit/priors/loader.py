@@ -52,7 +52,7 @@ def _unavailable(name: str, source: str, reason: str) -> PriorUnavailable:
     )
 
 
-def _local_folder(name: str, source: str) -> Path:
+def local_folder(name: str, source: str) -> Path:
     """The folder holding the prior: the given one, the hub cache, or (when online) a fresh download."""
     if Path(source).is_dir():
         if not (Path(source) / "unet").is_dir():
@@ -100,7 +100,7 @@ def load_prior(
     dtype = dtype or default_dtype(device)
 
     source = resolve_prior(name)
-    folder = _local_folder(name, source)
+    folder = local_folder(name, source)
     try:
         scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")

@@ -10,7 +10,7 @@ Each step (DreamFusion's loop, on generfacto's parts):
     loss     the loss core (`nerfedit.losses`): SDS, LMC-SDS (default), SDS-Bridge or NFSD, prompted with the
              camera's view prompt ("…, front view"); its surrogate joins generfacto's regularisers
 
-The 3D defaults where the papers' 2D ones differ (`GENERATE_DEFAULTS`): LMC-SDS at ω = 20 with DreamFusion's
+The 3D defaults where the papers' 2D ones differ (the catalogue's `text_to_3d` entries): LMC-SDS at ω = 20 with DreamFusion's
 w(t) = 1 − ᾱ_t (its DreamFusion runs), SDS-Bridge at CFG 100 with stage 2 from 80 % of the run (its 3D
 schedule: 20 000 of 25 000), and the gradient injected unscaled, as threestudio and generfacto do (grad_scale 1).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, Type
+from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tuple, Type
 
 import numpy as np
 import torch
@@ -33,28 +33,17 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerText
 
 from nerfedit.errors import UserError
-from nerfedit.losses.base import DistillationConfig
-from nerfedit.nerf.generate_datamanager import GenerateDataManagerConfig
-from nerfedit.nerf.generate_model import VIEW_SUFFIX_FIELDS, VIEW_SUN, GenerateModel, GenerateModelConfig, density_normals, lit_composite
-from nerfedit.nerf.prior_options import PriorOptions, encode_renders, load_configured_prior
+from nerfedit.losses.base import DistillationConfig, Weighting
+from nerfedit.losses.catalog import DEFAULT_TEXT_TO_3D_LOSS, GENERATING_LOSS_NAMES, GeneratingLossName, generating_entry
+from nerfedit.losses.output import SkippedSteps
+from nerfedit.nerf.common.loss_help import loss_choice, per_loss_default
+from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
+from nerfedit.nerf.generate.datamanager import GenerateDataManagerConfig
+from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
+from nerfedit.nerf.generate.model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
+from nerfedit.orbit import OrbitCamera
 
 PROG = "nerfedit-generate"
-GENERATE_LOSSES = ("sds", "lmc", "bridge", "nfsd")
-"""Losses that need no source image (DDS and CDS contrast against one: they edit, they don't generate)."""
-
-GENERATE_DEFAULTS: Dict[str, Dict[str, object]] = {
-    # threestudio / generfacto back-propagate ∂L/∂z = w(t)·(ε̂ − ε) unscaled; the DDS code's ×2000/64² (the loss
-    # core's 2D default for SDS) is a step size for SGD on a latent, not for Adam on a field.
-    "sds": dict(grad_scale=1.0),
-    # LMC-SDS, Sec. 5.3 and Figs. 8, 9, 14: its DreamFusion comparisons (LMC-SDS and SDS alike) use ω = 20; and
-    # "w(t) = 1 … The only exceptions are the DreamFusion experiments, where we use the original hyper-parameters"
-    # (Suppl. A): DreamFusion's w(t) = 1 − ᾱ_t.
-    "lmc": dict(guidance_scale=20.0, weighting="sds"),
-    # SDS-Bridge's 3D runs (its threestudio configs): CFG 100 (threestudio's form, ours + 1: negligible).
-    "bridge": dict(guidance_scale=100.0),
-    "nfsd": dict(),
-}
-"""Text-to-3D defaults that differ from the loss core's (2D) paper defaults; every other unset field keeps those."""
 BRIDGE_SWITCH_FRACTION = 0.8
 """SDS-Bridge's stage 2 starts at this fraction of the run (official 3D schedule: step 20 000 of 25 000)."""
 
@@ -74,8 +63,18 @@ def vertical_rotation_range(elevation_deg: Tuple[float, float]) -> Tuple[float, 
 class GenerateLossConfig(DistillationConfig):
     """The loss core's settings (`nerfedit.losses.DistillationConfig`); `None` = the 3D default, else the paper's."""
 
-    name: str = "lmc"
-    """Which loss: lmc (LMC-SDS) | sds | bridge (SDS-Bridge) | nfsd. dds and cds need a source image: not here."""
+    name: Annotated[GeneratingLossName, loss_choice(GENERATING_LOSS_NAMES, DEFAULT_TEXT_TO_3D_LOSS)] = DEFAULT_TEXT_TO_3D_LOSS
+    """Which loss (`nerfedit.losses.catalog`; LMC-SDS by default). DDS and CDS need a source image: not here."""
+    guidance_scale: Annotated[Optional[float], per_loss_default("guidance_scale", GENERATING_LOSS_NAMES, "text_to_3d")] = None
+    """CFG scale s in ε̂ = ε(∅) + s·(ε(y) − ε(∅)) (the DDS form; threestudio's s is ours minus one)."""
+    t_min: Annotated[Optional[int], per_loss_default("t_min", GENERATING_LOSS_NAMES, "text_to_3d")] = None
+    """Smallest timestep sampled (an index into the prior's schedule of T steps, e.g. of 1000)."""
+    t_max: Annotated[Optional[int], per_loss_default("t_max", GENERATING_LOSS_NAMES, "text_to_3d")] = None
+    """Timesteps are sampled uniformly from the integers in [t_min, t_max) (clamped to T)."""
+    weighting: Annotated[Optional[Weighting], per_loss_default("weighting", GENERATING_LOSS_NAMES, "text_to_3d")] = None
+    """w(t): uniform = 1, sds = 1 − ᾱ_t, fantasia3d = √ᾱ_t (1 − ᾱ_t)."""
+    grad_scale: Annotated[Optional[float], per_loss_default("grad_scale", GENERATING_LOSS_NAMES, "text_to_3d")] = None
+    """Multiplies the injected gradient (a learning-rate knob kept apart from the optimiser's)."""
     bridge_switch_step: Optional[int] = None
     """SDS-Bridge: the step stage 2 starts at. None: 80 % of --max-num-iterations (its 3D schedule)."""
     # CDS' PatchNCE settings: no CDS in text-to-3D.
@@ -85,22 +84,11 @@ class GenerateLossConfig(DistillationConfig):
     nce_temperature: tyro.conf.Suppress[float] = 0.07
 
 
-def check_loss_name(name: str) -> None:
-    """`name` is a loss that generates from text alone."""
-    if name in ("dds", "cds"):
-        raise UserError(
-            f"loss '{name}' contrasts an edit against a source image and cannot generate from text; "
-            f"use one of {', '.join(GENERATE_LOSSES)} (--pipeline.loss.name), or ns-train nerfedit to edit a scene"
-        )
-    if name not in GENERATE_LOSSES:
-        raise UserError(f"unknown loss '{name}': use one of {', '.join(GENERATE_LOSSES)} (--pipeline.loss.name)")
-
-
 def resolve_loss(loss: GenerateLossConfig, max_num_iterations: Optional[int] = None) -> GenerateLossConfig:
     """`loss` with the text-to-3D defaults filled in where unset, and SDS-Bridge's switch step placed at
     `BRIDGE_SWITCH_FRACTION` of a run of `max_num_iterations` steps (or DistillationConfig's default without one)."""
-    check_loss_name(loss.name)
-    unset = {key: value for key, value in GENERATE_DEFAULTS[loss.name].items() if getattr(loss, key) is None}
+    text_to_3d = generating_entry(loss.name, "--pipeline.loss.name", ", or ns-train nerfedit to edit a scene").text_to_3d
+    unset = {key: value for key, value in (text_to_3d or {}).items() if getattr(loss, key) is None}
     if loss.bridge_switch_step is None:
         unset["bridge_switch_step"] = (
             round(BRIDGE_SWITCH_FRACTION * max_num_iterations) if max_num_iterations else DistillationConfig.bridge_switch_step
@@ -111,8 +99,6 @@ def resolve_loss(loss: GenerateLossConfig, max_num_iterations: Optional[int] = N
 def circle_cameras(views: int, elevation_deg: float, distance: float, focal: float, resolution: int) -> Cameras:
     """`views` cameras evenly spaced in azimuth on a circle at `elevation_deg`, looking at the origin: the toy
     world's `OrbitCamera`s (z up, focal in image widths) as nerfstudio `Cameras` — turntable and evaluation views."""
-    from nerfedit.world.render import OrbitCamera
-
     orbit = [OrbitCamera(elevation_deg, 360.0 * i / views, distance, focal) for i in range(views)]
     fx, fy, cx, cy = orbit[0].intrinsics(resolution)
     c2w = torch.tensor(np.stack([camera.c2w()[:3] for camera in orbit]), dtype=torch.float32)
@@ -204,7 +190,7 @@ class GeneratePipeline(VanillaPipeline):
         self._run_dir: Optional[Path] = None
         seed = config.seed if config.seed is not None else int(torch.randint(0, 2**31 - 1, ()))
         self.generator = torch.Generator().manual_seed(seed)
-        self.skipped_steps = 0
+        self.skipped = SkippedSteps()
         self.viewer_prompt = ViewerText("Prompt", config.prompt, hint="What to generate (applies from the next step)")
         self.prompt = ""
         if test_mode == "val":  # training: a missing prior or corrective fails now, before the first step
@@ -265,13 +251,12 @@ class GeneratePipeline(VanillaPipeline):
         latents = encode_renders(self.get_prior(), image)
         with torch.autocast(device_type=latents.device.type, enabled=False):
             out = self.get_loss()(latents, prompt=self.model.view_prompt(batch), step=step, generator=self.generator)
-        if out.skipped:
-            self.skipped_steps += 1
-            CONSOLE.print(f"{PROG}: step {step}: non-finite gradient, distillation skipped ({self.skipped_steps} so far)")
+        if self.skipped.record(step, out):
+            CONSOLE.print(f"{PROG}: step {step}: non-finite gradient, distillation skipped ({self.skipped.count} so far)")
         loss_dict["distillation_loss"] = out.loss.to(self.device)
         metrics_dict.update({f"distillation/{key}": value for key, value in out.terms.items()})
         metrics_dict["distillation/grad_norm"] = out.grad_norm
-        metrics_dict["distillation/skipped_steps"] = self.skipped_steps
+        metrics_dict["distillation/skipped_steps"] = self.skipped.count
         return outputs, loss_dict, metrics_dict
 
     # ---- outputs ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
 
 1. No guidance inside the model. generfacto builds `StableDiffusion` / `DeepFloyd` (hub downloads) in
    `populate_modules` and computes its SDS in `get_loss_dict`. Here `get_loss_dict` returns generfacto's
-   regularisers only; the pipeline renders, VAE-encodes and asks nerfedit's loss core (`generate_pipeline.py`).
+   regularisers only; the pipeline renders, VAE-encodes and asks nerfedit's loss core (`generate/pipeline.py`).
 2. View prompts are strings. generfacto's `PositionalTextEmbeddings` picks the embedding of the camera's view
    ("…, front view" / side / back / overhead) from a diffusion model's `get_text_embeds`; we hand it
    `PromptsAsEmbeddings`, whose "embedding" of a prompt is the prompt itself, so the very same selection code
@@ -54,9 +54,6 @@ import tyro
 from torch import Tensor, nn
 from torch.nn import Parameter
 
-from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.field_components.encodings import NeRFEncoding
-from nerfstudio.field_components.mlp import MLP
 from nerfstudio.fields.generfacto_field import GenerfactoField
 from nerfstudio.generative.positional_text_embeddings import PositionalTextEmbeddings
 from nerfstudio.model_components.losses import distortion_loss, interlevel_loss
@@ -64,24 +61,9 @@ from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.generfacto import GenerfactoModel, GenerfactoModelConfig
 from nerfstudio.utils.external import TCNN_EXISTS
 
-from nerfedit.world.render import (
-    CONTACT_DARKENING,
-    SUN_ELEVATION_RANGE,
-    floor_haze,
-    floor_shading,
-    object_shading,
-    ray_sphere_interval,
-    unit_direction,
-)
-
-VIEW_SUN = unit_direction(sum(SUN_ELEVATION_RANGE) / 2, 45.0)
-"""The sun of lit renders (turntable, judged views, viewer): the middle of the toy world's sun elevations, fixed
-in the world frame as a scene's sun is, so that the object turns under it."""
-
-CONTACT_DIRECTIONS = ((0.0, 0.0, 1.0),) + tuple(
-    (0.866 * x, 0.866 * y, 0.5) for x, y in ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
-)
-"""Unit directions of `FloorField.contact`'s occlusion rays: straight up and four at 30° elevation."""
+from nerfedit.nerf.generate.floor import FloorField
+from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
+from nerfedit.shading import SUN_ELEVATION_RANGE, unit_direction
 
 VIEW_SUFFIX_FIELDS = ("top_prompt", "side_prompt", "back_prompt", "front_prompt")
 """generfacto's view-dependent prompt suffixes (config field names), in `PositionalTextEmbeddings`' order."""
@@ -109,92 +91,6 @@ class MatterColourRenderer(nn.Module):
     def forward(rgb: Tensor, weights: Tensor, **_: object) -> Tensor:
         accumulation = weights.sum(dim=-2)
         return (weights * rgb).sum(dim=-2) / accumulation.clamp(min=1e-4)
-
-
-def lit_composite(matter: Tensor, background: Tensor, normals: Tensor, sun) -> Tensor:
-    """matter · object_shading(n, sun) + background: the rendered object (premultiplied colour) lit as the toy
-    world lights its objects (ambient, sky and the sun, no shadows). Channels last; `normals` unit vectors."""
-    sun = torch.as_tensor(sun, dtype=normals.dtype, device=normals.device)
-    return matter * object_shading(normals, sun)[..., None] + background
-
-
-def density_normals(normals_output: Tensor, accumulation: Tensor) -> Tensor:
-    """Unit normals from generfacto's "normals" output, (n + 1) / 2 · accumulation with n = −∇σ / |∇σ|: density
-    gradients taken without `create_graph`, so they carry no gradient, and speckled where the hash grid is."""
-    normals = normals_output.detach() / accumulation.detach().clamp(min=1e-3) * 2 - 1
-    return normals / normals.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-
-
-class FloorField(GenerfactoField):
-    """generfacto's field whose background has a floor: a ray heading down meets the plane z = `floor_height` and
-    takes a colour learned as a function of where it lands (Fourier features of x, y → MLP); other rays keep the
-    direction-only background MLP ("at infinity"). A prompt's floor ("… on a wooden floor") shifts with the view;
-    a direction-only background cannot show that parallax, so the field builds the floor as fog in its sphere.
-
-    With a `sun` set (a unit vector towards it), the floor is lit as the toy world lights its floor, in the
-    object's shadow: ambient plus the sun's Lambert term times the field's transmittance from the floor point
-    towards the sun. The world's images all have that shadow; a field that cannot cast one paints it in."""
-
-    def __init__(self, *args, floor_height: float, shadow_radius: float, implementation: str = "torch", **kwargs) -> None:
-        super().__init__(*args, implementation=implementation, **kwargs)
-        self.floor_height = floor_height
-        self.shadow_radius = shadow_radius
-        self.sun: Optional[Tensor] = None
-        # Periods 1 to 1/4 world unit: finer ones alias where the floor recedes (a pixel there spans several).
-        self.floor_encoding = NeRFEncoding(in_dim=2, num_frequencies=3, min_freq_exp=0.0, max_freq_exp=2.0, include_input=True)
-        self.mlp_floor_color = MLP(
-            in_dim=self.floor_encoding.get_out_dim(),
-            num_layers=2,
-            layer_width=32,
-            out_dim=3,
-            activation=nn.ReLU(),
-            out_activation=nn.Sigmoid(),
-            implementation=implementation,
-        )
-
-    def get_background_rgb(self, ray_bundle: RayBundle) -> Tensor:
-        sky = super().get_background_rgb(ray_bundle)
-        origins, directions = ray_bundle.origins, ray_bundle.directions
-        down = directions[..., 2:] < -1e-3
-        t = ((self.floor_height - origins[..., 2:]) / directions[..., 2:].clamp(max=-1e-3)).clamp(min=0)
-        floor = self.floor_rgb(origins + t * directions).to(sky)
-        return torch.where(down, floor_haze(floor, t[..., 0]), sky)
-
-    def floor_rgb(self, points: Tensor) -> Tensor:
-        """The colour of the floor at `points` [..., 3] (on it), lit by `sun` if one is set."""
-        albedo = self.mlp_floor_color(self.floor_encoding(points[..., :2].reshape(-1, 2))).view(*points.shape[:-1], 3)
-        if self.sun is None:
-            return albedo
-        sun = torch.as_tensor(self.sun, dtype=points.dtype, device=points.device)
-        return albedo * floor_shading(sun, self.sun_transmittance(points, sun), self.contact(points))[..., None]
-
-    def transmittance(self, points: Tensor, directions: Tensor, near: Tensor, far: Tensor, samples: int) -> Tensor:
-        """T = exp(−Σ σ δ) of the field from `points` [..., 3] along unit `directions` over [`near`, `far`] [...]
-        in `samples` equal steps, counting matter inside the sphere of `shadow_radius` only (the collider's)."""
-        near, far = near[..., None, None], far[..., None, None]
-        edges = near + (far - near) * torch.linspace(0, 1, samples + 1, device=points.device)[:, None]  # [..., samples + 1, 1]
-        rays = RayBundle(origins=points, directions=directions, pixel_area=torch.ones_like(points[..., :1]))
-        ray_samples = rays.get_ray_samples(bin_starts=edges[..., :-1, :], bin_ends=edges[..., 1:, :])
-        density, _ = self.get_density(ray_samples)
-        inside = ray_samples.frustums.get_positions().norm(dim=-1, keepdim=True) < self.shadow_radius
-        return torch.exp(-(density * inside * (far - near) / samples).sum(dim=(-2, -1)))
-
-    def sun_transmittance(self, points: Tensor, sun: Tensor, samples: int = 16) -> Tensor:
-        """The transmittance from `points` [..., 3] towards `sun` (unit) over the chord of the collider's sphere;
-        1 where the ray misses it."""
-        directions = sun.expand_as(points)
-        _, near, far = ray_sphere_interval(points, directions, self.shadow_radius)
-        return self.transmittance(points, directions, near, far.clamp(min=near), samples)  # a miss: an empty chord
-
-    def contact(self, points: Tensor, reach: float = 0.3, samples: int = 6) -> Tensor:
-        """The world's contact darkening of the floor's ambient light beside the object, 1 − 0.45 · exp(−gap / 0.12),
-        taken as ambient occlusion: 1 − 0.45 · (1 − mean T) over `reach` along five short rays from each point
-        (straight up, and at 30° elevation towards ±x and ±y). Under the object it is 0.55 as in the world."""
-        directions = torch.tensor(CONTACT_DIRECTIONS, dtype=points.dtype, device=points.device)
-        starts = points[..., None, :].expand(*points.shape[:-1], len(directions), 3)
-        near = torch.full(starts.shape[:-1], 0.02, dtype=points.dtype, device=points.device)
-        open_sky = self.transmittance(starts, directions.expand_as(starts), near, near + reach, samples).mean(dim=-1)
-        return 1 - CONTACT_DARKENING * (1 - open_sky)
 
 
 class DensityBias(nn.Module):

@@ -30,11 +30,11 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from nerfedit.errors import UserError, exit_with
-from nerfedit.nerf.generate_model import GenerateModelConfig
-from nerfedit.nerf.generate_pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
-from nerfedit.nerf.method_configs import DEFAULT_DEVICE
-from nerfedit.nerf.validate import check_prior
-from nerfedit.nerf.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
+from nerfedit.nerf.common.device import DEFAULT_DEVICE
+from nerfedit.nerf.common.validate import check_prior
+from nerfedit.nerf.common.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
+from nerfedit.nerf.generate.model import GenerateModelConfig
+from nerfedit.nerf.generate.pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
 
 
 def check_no_data(config: TrainerConfig) -> None:
@@ -136,7 +136,7 @@ def nerfedit_generate_config() -> GenerateTrainerConfig:
                 positional_prompting="discrete",
             ),
             prompt="",
-            loss=GenerateLossConfig(name="lmc"),
+            loss=GenerateLossConfig(),
             prior="toy",
         ),
         optimizers={

@@ -2,7 +2,8 @@
 
 nerfstudio finds viewer elements by walking the pipeline's public attributes and modules, and runs
 their callbacks between training steps (holding the train lock). Nothing else in the pipeline knows
-the viewer exists: without a viewer every `.value` is the config's default.
+the viewer exists: without a viewer every `.value` is the config's default. The actions behind the
+buttons live here too: `preview` (a 2D edit of the current view) and `start_pause`.
 
 Elements are listed in attribute-name order, hence the `e1_…` prefixes.
 
@@ -18,10 +19,12 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Callable, Optional, Tuple, get_args
+from contextlib import nullcontext
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from viser import ViserServer
 
 from nerfstudio.viewer.viewer_elements import (
@@ -32,8 +35,12 @@ from nerfstudio.viewer.viewer_elements import (
     ViewerSlider,
     ViewerText,
 )
+from nerfstudio.utils.rich_utils import CONSOLE
 
-from nerfedit.losses.base import LossName
+from nerfedit.errors import UserError
+from nerfedit.losses.catalog import LOSS_NAMES, entry
+from nerfedit.nerf.common.render import crop_bundle, ray_bundle, render_image, scaled_camera, to_image
+from nerfedit.nerf.common.video import side_by_side
 
 PREVIEW_DISPLAY_HEIGHT = 192
 """Pixel height the source | preview panel is shown at in the GUI (small renders are upscaled, nearest)."""
@@ -159,7 +166,7 @@ class EditControls(torch.nn.Module):
         viewer_max_res: Optional[int] = None,
     ) -> None:
         super().__init__()
-        losses = list(get_args(LossName))
+        losses = list(LOSS_NAMES)
         self.e1_source_prompt = PassiveText("Source prompt", source_prompt, hint="What the scene shows now")
         self.e2_target_prompt = PassiveText("Target prompt", target_prompt, hint="What the scene should show")
         self.e3_loss = PassiveDropdown("Loss", loss_name if loss_name in losses else losses[0], losses)
@@ -170,6 +177,7 @@ class EditControls(torch.nn.Module):
         self.e8_preview_image = ViewerMarkdown("Preview image", "")
         self.camera = EditViewerControl(initial_view, viewer_max_res)
         self.default_guidance = float(guidance_scale)
+        self.previews = 0  # numbers the saved preview files
 
     @property
     def guidance_changed(self) -> bool:
@@ -189,24 +197,83 @@ class EditControls(torch.nn.Module):
         self.e8_preview_image.set_content(image_markdown(panel, caption))
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """[1, 3, H, W] or [3, H, W] in [0, 1] → uint8 [H, W, 3]."""
-    if image.dim() == 4:
-        image = image[0]
-    return (image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+# ---- the buttons' actions ---------------------------------------------------------------------
+def preview(pipeline) -> Optional[Path]:
+    """A short 2D edit of the viewer's current view with the same loss core; shown and saved as PNG.
+
+    Renders the source (or, before editing starts, the reconstruction so far) from the browser's
+    camera — the first training camera without a viewer —, optimises its latent for
+    `preview_steps` steps with `nerfedit.image.edit.edit_latents`, and shows source | preview.
+    """
+    controls: EditControls = pipeline.nerfedit
+    lock = getattr(pipeline.trainer, "train_lock", None) or nullcontext()  # the model is shared with training
+    controls.status("**preview** running…")
+    CONSOLE.log("nerfedit: preview requested")
+    try:
+        with lock:
+            CONSOLE.log("nerfedit: preview started")
+            return _preview(pipeline, pipeline.edit_resolution())
+    except UserError as error:  # e.g. an unknown loss typed in the viewer: say so there, keep training
+        controls.status(f"**error**: {error}")
+        CONSOLE.print(f"nerfedit: preview failed: {error}")
+        return None
 
 
-def side_by_side(*images: torch.Tensor, gap: int = 2) -> np.ndarray:
-    """uint8 panel of equally tall images, left to right, with a white gap."""
-    arrays = [to_uint8(i) for i in images]
-    height = arrays[0].shape[0]
-    spacer = np.full((height, gap, 3), 255, np.uint8)
-    parts = []
-    for i, array in enumerate(arrays):
-        if i:
-            parts.append(spacer)
-        parts.append(array)
-    return np.concatenate(parts, axis=1)
+def _preview(pipeline, size: int) -> Path:
+    from nerfedit.image.edit import EditConfig, edit_latents
+
+    controls: EditControls = pipeline.nerfedit
+    model = pipeline.model
+    was_training = pipeline.training
+    pipeline.eval()
+    try:
+        camera = controls.viewer_camera(size, size)
+        if camera is None:
+            camera = scaled_camera(pipeline.datamanager.cameras, 0, size)
+        bundle, height, width = ray_bundle(camera, 0, pipeline.device)
+        bundle = crop_bundle(bundle, height, width, (height - size) // 2, (width - size) // 2, size)
+        field = model.source if model.source_frozen else model
+        image = to_image(render_image(field, bundle, pipeline.config.render_chunk), size, size)
+        source_prompt, target_prompt = pipeline.prompts()
+        entry(controls.e3_loss.value, "--pipeline.loss.name")
+        z, history = edit_latents(
+            pipeline.current_loss(),
+            pipeline.encode_source(image),
+            target=target_prompt,
+            source=source_prompt,
+            config=EditConfig(steps=pipeline.config.preview_steps, seed=pipeline.config.seed),
+            progress=False,
+        )
+        with torch.no_grad():
+            edited = pipeline.get_prior().decode_latents(z).float()
+            if edited.shape[-1] != size:
+                edited = F.interpolate(edited, size=(size, size), mode="bilinear", align_corners=False)
+        panel = side_by_side(image.cpu(), edited.cpu())
+    finally:
+        pipeline.train(was_training)
+    controls.previews += 1
+    folder = (pipeline.run_dir or Path.cwd() / "nerfedit_previews") / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"preview_{controls.previews:03d}.png"
+    import imageio.v2 as imageio
+
+    imageio.imwrite(path, panel)
+    controls.show_preview(panel, f"**Preview** ({controls.e3_loss.value}, {history.steps} steps): source | '{target_prompt}'")
+    state = getattr(pipeline.trainer, "training_state", "")
+    controls.status(f"preview saved as previews/{path.name}" + (f"; training is {state}" if state else ""))
+    CONSOLE.print(f"nerfedit: preview saved to {path} ({history.summary()})")
+    return path
 
 
-__all__ = ["EditControls", "EditViewerControl", "ViewerMarkdown", "image_markdown", "side_by_side", "to_uint8", "png_bytes"]
+def start_pause(pipeline) -> str:
+    """Start/Pause edit: toggles the trainer between training and paused; returns the new state."""
+    trainer = pipeline.trainer
+    if trainer is None or trainer.training_state == "completed":
+        return "completed" if trainer is not None else "no trainer"
+    trainer.training_state = "paused" if trainer.training_state == "training" else "training"
+    running = "editing" if pipeline.model.source_frozen else "reconstructing"
+    pipeline.nerfedit.status(f"**{'paused' if trainer.training_state == 'paused' else running}**")
+    return trainer.training_state
+
+
+__all__ = ["EditControls", "EditViewerControl", "ViewerMarkdown", "image_markdown", "png_bytes", "preview", "start_pause"]

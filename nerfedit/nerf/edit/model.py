@@ -16,14 +16,13 @@ from typing import Dict, Iterable, List, Type
 
 import torch
 from torch import Tensor
-from torch.nn import Parameter
 
 from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.losses import interlevel_loss
 from nerfstudio.models.nerfacto import NerfactoModel, NerfactoModelConfig
 
-from nerfedit.nerf.cpu_compat import lpips_available
+from nerfedit.nerf.common.cpu_compat import lpips_available
 
 SOURCE_PREFIX = "source."
 """State-dict prefix of the frozen source copy inside the model."""
@@ -100,9 +99,6 @@ class NerfEditModel(NerfactoModel):
         self.field.requires_grad_(True)
         self.proposal_networks.requires_grad_(True)
         return ["field", "proposal_networks"]
-
-    def trainable_parameters(self) -> List[Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
 
     def source_outputs(self, ray_bundle: RayBundle) -> Dict[str, torch.Tensor]:
         """Outputs of the frozen source for a ray bundle (no graph); same train/eval mode as the target."""

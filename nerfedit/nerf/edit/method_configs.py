@@ -6,28 +6,24 @@
     nerfedit-small  a small, fast field for CPUs and previews (8 hash levels, 2^15 tables, max res 256,
                     32 nerf samples, proposals 64/32, 1024 rays per batch) and the embedded toy prior.
 
-Both reconstruct the source first when no --load-dir is given (one run, one output folder). On a
-machine without CUDA the device defaults to the CPU; nothing changes where CUDA is available.
+Both reconstruct the source first when no --load-dir is given (one run, one output folder), and edit with
+CDS unless `--pipeline.loss.name` names another loss, which brings its own defaults (`nerfedit.losses.catalog`).
+On a machine without CUDA the device defaults to the CPU; nothing changes where CUDA is available.
 """
 
 from __future__ import annotations
 
-import torch
-
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
-from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManagerConfig
-from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from nerfedit.nerf.model import NerfEditModelConfig
-from nerfedit.nerf.pipeline import NerfEditPipelineConfig, NerfLossConfig
-from nerfedit.nerf.trainer import NerfEditTrainerConfig
-
-DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-"""nerfstudio's default is cuda; on a CPU-only machine that can only fail, so we default to the CPU there."""
+from nerfedit.nerf.common.device import DEFAULT_DEVICE
+from nerfedit.nerf.edit.datamanager import EditDataManagerConfig
+from nerfedit.nerf.edit.model import NerfEditModelConfig
+from nerfedit.nerf.edit.pipeline import NerfEditPipelineConfig
+from nerfedit.nerf.edit.trainer import NerfEditTrainerConfig
 
 
 def _optimizers(max_steps: int) -> dict:
@@ -58,8 +54,7 @@ def nerfedit_config() -> NerfEditTrainerConfig:
         mixed_precision=True,
         machine=MachineConfig(device_type=DEFAULT_DEVICE),
         pipeline=NerfEditPipelineConfig(
-            datamanager=VanillaDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(),
+            datamanager=EditDataManagerConfig(
                 train_num_rays_per_batch=4096,
                 eval_num_rays_per_batch=4096,
             ),
@@ -69,7 +64,6 @@ def nerfedit_config() -> NerfEditTrainerConfig:
                 camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"),
             ),
             prior="sd15",
-            loss=NerfLossConfig(name="cds"),
             reconstruct_steps=30000,
             edit_steps=1000,
             render_chunk=1 << 15,
@@ -91,8 +85,7 @@ def nerfedit_small_config() -> NerfEditTrainerConfig:
         mixed_precision=True,
         machine=MachineConfig(device_type=DEFAULT_DEVICE),
         pipeline=NerfEditPipelineConfig(
-            datamanager=VanillaDataManagerConfig(
-                dataparser=NerfstudioDataParserConfig(),
+            datamanager=EditDataManagerConfig(
                 train_num_rays_per_batch=1024,
                 eval_num_rays_per_batch=1024,
             ),
@@ -111,7 +104,6 @@ def nerfedit_small_config() -> NerfEditTrainerConfig:
                 camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"),
             ),
             prior="toy",
-            loss=NerfLossConfig(name="cds"),
             reconstruct_steps=1200,
             edit_steps=400,
             render_chunk=1 << 14,

@@ -1,4 +1,5 @@
-"""nerfstudio's Trainer, plus what editing needs around it: validation, source vs resume, the step budget.
+"""nerfstudio's Trainer, plus what editing needs around it: validation, source vs resume, the step budget, and
+the edit's iteration (the pipeline's `edit_step` back-propagates; the trainer steps the optimisers).
 
     --load-dir RUN/nerfstudio_models of a nerfacto run      → that model is the source; edit steps 0 … edit_steps
     --load-dir RUN/nerfstudio_models of a nerfedit run      → resume it, in its own folder, with its optimiser state
@@ -13,28 +14,30 @@ Bad input is reported as one line (`nerfedit: error: …`, exit code 2) before a
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple, Type
+from typing import Type, cast
 
 import torch
 
-from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from nerfedit.errors import UserError, exit_with
-from nerfedit.nerf.validate import (
-    CHECKPOINT_PATTERN,
-    check_loss,
-    check_prior,
-    check_prompts,
-    check_scene,
+from nerfedit.nerf.common.validate import check_prior, check_prompts, check_scene
+from nerfedit.nerf.common.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
+from nerfedit.nerf.edit.loss_config import apply_loss_defaults
+from nerfedit.nerf.edit.source import (
     checkpoint_path,
+    checkpoint_to_load,
+    has_checkpoints,
     inspect_checkpoint,
+    load_pipeline,
+    load_source_of_edit,
 )
-from nerfedit.nerf.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
 
 PROG = "nerfedit"
 INTERRUPTED_EXIT_CODE = 130
@@ -42,11 +45,11 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def validate(config: "NerfEditTrainerConfig") -> None:
-    """Every check that can fail before training; raises `UserError`."""
+    """Every check that can fail before training (raises `UserError`); fills in the chosen loss's edit defaults."""
     pipeline = config.pipeline
     check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
     check_prompts(pipeline.target_prompt)
-    check_loss(pipeline.loss.name)
+    apply_loss_defaults(pipeline)
     if pipeline.edit_steps <= 0:
         raise UserError(f"--pipeline.edit-steps must be positive, not {pipeline.edit_steps}")
     if pipeline.crop_scale < 1.0:
@@ -61,23 +64,6 @@ def validate(config: "NerfEditTrainerConfig") -> None:
     elif pipeline.reconstruct_steps <= 0:
         raise UserError("no source model: pass --load-dir of a trained nerfacto run, or --pipeline.reconstruct-steps > 0")
     check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
-
-
-def checkpoint_to_load(config: TrainerConfig) -> Optional[Tuple[Path, Optional[int]]]:
-    """(folder, step) of the checkpoint --load-checkpoint / --load-dir name, or None."""
-    if config.load_checkpoint is not None:
-        path = Path(config.load_checkpoint)
-        match = CHECKPOINT_PATTERN.match(path.name)
-        if not path.is_file() or match is None:
-            raise UserError(f"--load-checkpoint {path}: not a nerfstudio step-NNNNNNNNN.ckpt file")
-        return path.parent, int(match.group(1))
-    if config.load_dir is not None:
-        return Path(config.load_dir), config.load_step
-    return None
-
-
-def _has_checkpoints(folder: Path) -> bool:
-    return folder.is_dir() and any(CHECKPOINT_PATTERN.match(p.name) for p in folder.iterdir())
 
 
 @dataclass
@@ -98,7 +84,7 @@ class NerfEditTrainerConfig(ValidatedTrainerConfig):
     def _pick_run_folder(self) -> None:
         if self.timestamp != "{timestamp}" and self.method_name is not None:
             own = self.get_checkpoint_dir()
-            if _has_checkpoints(own) and inspect_checkpoint(own).kind == "resume":
+            if has_checkpoints(own) and inspect_checkpoint(own).kind == "resume":
                 if self.load_dir is None or Path(self.load_dir).resolve() != own.resolve():
                     CONSOLE.print(f"nerfedit: resuming the run in {self.get_base_dir()} from its own checkpoints")
                 self.load_dir, self.load_step, self.load_checkpoint = own, None, None
@@ -119,9 +105,14 @@ class NerfEditTrainerConfig(ValidatedTrainerConfig):
 
 
 class NerfEditTrainer(ValidatedTrainer):
-    """Trainer whose checkpoint loading tells a nerfacto source from a nerfedit run to resume."""
+    """Trainer whose checkpoint loading tells a nerfacto source from a nerfedit run to resume, and whose iterations
+    after the reconstruction are edit steps."""
 
     config: NerfEditTrainerConfig
+    _resumed_in_edit = False
+    """A resumed edit keeps its optimisers' state; every other edit restarts them at the edit's learning rate."""
+    _edit_prepared = False
+    """Whether `_start_edit` has run in this process."""
 
     def _load_checkpoint(self) -> None:
         given = checkpoint_to_load(self.config)
@@ -134,9 +125,9 @@ class NerfEditTrainer(ValidatedTrainer):
             own = path.parent.resolve() == self.config.get_checkpoint_dir().resolve()
             reuse = self.pipeline.config.reuse_source and info.kind == "resume" and not own
             if reuse:  # another nerfedit run's frozen source, edited anew (never when resuming this run)
-                self.pipeline.load_source_of_edit(loaded["pipeline"], loaded["step"])
+                load_source_of_edit(self.pipeline.model, loaded["pipeline"], loaded["step"])
             else:
-                self.pipeline.load_pipeline(loaded["pipeline"], loaded["step"])
+                self._resumed_in_edit = load_pipeline(self.pipeline, loaded["pipeline"], loaded["step"])
             if info.kind == "source" or reuse:
                 self._start_step = 0  # the source's own optimiser state and schedule are not the edit's
             else:
@@ -160,6 +151,65 @@ class NerfEditTrainer(ValidatedTrainer):
         self.step = max(0, self._start_step - 1)  # what _after_train saves if no step is left to run
         if self.config.max_num_iterations == 0:
             CONSOLE.print("nerfedit: this run has finished all its steps; nothing left to train")
+
+    # ---- iterations -----------------------------------------------------------------------
+    def train_iteration(self, step: int) -> TRAIN_INTERATION_OUTPUT:
+        """nerfstudio's iteration while reconstructing; from then on an edit step: the pipeline's `edit_step`
+        renders, encodes, asks the loss and back-propagates, then the optimisers step as in nerfstudio's iteration."""
+        model = self.pipeline.model
+        if not model.source_frozen:
+            if step < self.pipeline.config.reconstruct_steps:
+                return super().train_iteration(step)
+            model.freeze_source(step)
+        if not self._edit_prepared:
+            self._start_edit()
+        accumulation = self.gradient_accumulation_steps
+        groups = list(self.optimizers.parameters.keys())
+        self.optimizers.zero_grad_some([g for g in groups if step % accumulation[g] == 0])
+        device_type = "cpu" if self.device.split(":")[0] == "mps" else self.device.split(":")[0]
+        with torch.autocast(device_type=device_type, enabled=self.mixed_precision):
+            loss_dict, metrics_dict = self.pipeline.edit_step(step)
+            loss = functools.reduce(torch.add, loss_dict.values())
+        self.optimizers.optimizer_scaler_step_some(
+            self.grad_scaler, [g for g in groups if step % accumulation[g] == accumulation[g] - 1]
+        )
+        if self.config.log_gradients:
+            total_grad = 0
+            for tag, value in model.named_parameters():
+                if value.grad is not None:
+                    grad = value.grad.norm()
+                    metrics_dict[f"Gradients/{tag}"] = grad
+                    total_grad += grad
+            metrics_dict["Gradients/Total"] = cast(torch.Tensor, total_grad)
+        scale = self.grad_scaler.get_scale()
+        self.grad_scaler.update()
+        if scale <= self.grad_scaler.get_scale():  # a lowered scale means no optimiser step was taken
+            self.optimizers.scheduler_step_all(step)
+        return loss, loss_dict, metrics_dict
+
+    def _start_edit(self) -> None:
+        """The edit's first step (or a resumed edit's): freeze what it must not touch; unless resuming an edit,
+        restart Adam's state at `edit_lr`; with --pipeline.start-edit-paused and a viewer, pause after this step."""
+        self.pipeline.prepare_edit()
+        if not self._resumed_in_edit:
+            self._restart_optimizers(float(self.pipeline.config.edit_lr))
+        self._edit_prepared = True
+        if self.pipeline.config.start_edit_paused and getattr(self, "viewer_state", None) is not None:
+            self.training_state = "paused"
+            self.pipeline.nerfedit.status("**paused** before the first edit step: Preview, then Start/Pause edit")
+
+    def _restart_optimizers(self, lr: float) -> None:
+        """Forget the reconstruction's Adam moments and set the edit's learning rate (and its schedule's base)."""
+        for group in ("fields", "proposal_networks"):
+            optimizer = self.optimizers.optimizers.get(group)
+            if optimizer is None:
+                continue
+            optimizer.state.clear()
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            scheduler = self.optimizers.schedulers.get(group)
+            if scheduler is not None:
+                scheduler.base_lrs = [lr for _ in scheduler.base_lrs]
 
     def train(self) -> None:
         try:

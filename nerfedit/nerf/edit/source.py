@@ -1,0 +1,160 @@
+"""The scene an edit starts from: which checkpoint `--load-dir` names, what it holds, and how it is loaded.
+
+    a nerfacto checkpoint              → the source: loaded into the target, copied into the frozen source
+    a nerfedit checkpoint              → the run resumes (the source is in it, already frozen)
+    a nerfedit one + --pipeline.reuse-source → that run's frozen source, edited anew
+
+Without a checkpoint the source is the reconstruction: `NerfEditModel.freeze_source` copies it when the
+reconstruction steps are done. Classification (`inspect_checkpoint`) runs in validation, before training;
+loading runs in the trainer (`load_checkpoint`) and in nerfstudio's `eval_setup` (`load_pipeline`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from nerfedit.errors import UserError
+
+# ---- which checkpoint, and what it holds -------------------------------------------------------
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.ckpt$")
+EDIT_STATE_KEY = "_model.edit_start_step"
+"""Key of nerfedit's edit state in a checkpoint's pipeline state: its presence marks a nerfedit checkpoint."""
+FIELD_PREFIX = "_model.field."
+"""Keys of a nerfacto field in a pipeline state."""
+
+
+@dataclass
+class CheckpointInfo:
+    """What `--load-dir` holds."""
+
+    path: Path
+    """The checkpoint file that will be loaded."""
+    step: int
+    """Its training step."""
+    kind: str
+    """"source": a nerfacto model to edit; "resume": an interrupted nerfedit run."""
+    edit_start_step: int = -1
+    """For "resume": the step at which editing began (-1: it was still reconstructing)."""
+
+
+_CHECKPOINT_CACHE: Dict[Tuple[str, float], CheckpointInfo] = {}
+
+
+def checkpoint_path(load_dir: Path, load_step: Optional[int] = None) -> Tuple[Path, int]:
+    """The file nerfstudio's trainer would load from `load_dir` (latest step unless `load_step`)."""
+    load_dir = Path(load_dir).expanduser()
+    if not load_dir.is_dir():
+        raise UserError(f"--load-dir {load_dir}: no such folder (give a run's nerfstudio_models folder)")
+    if (load_dir / "nerfstudio_models").is_dir():
+        raise UserError(f"--load-dir {load_dir}: that is a run folder; pass {load_dir / 'nerfstudio_models'}")
+    steps = sorted(int(m.group(1)) for m in map(CHECKPOINT_PATTERN.match, os.listdir(load_dir)) if m)
+    if not steps:
+        raise UserError(f"--load-dir {load_dir}: no step-*.ckpt checkpoint in it")
+    step = steps[-1] if load_step is None else load_step
+    path = load_dir / f"step-{step:09d}.ckpt"
+    if not path.is_file():
+        raise UserError(f"--load-dir {load_dir}: no checkpoint for step {step} (have {steps[0]} … {steps[-1]})")
+    return path, step
+
+
+def inspect_checkpoint(load_dir: Path, load_step: Optional[int] = None) -> CheckpointInfo:
+    """Load the checkpoint once (cached per file and mtime) and classify it; corrupt or foreign → UserError."""
+    path, step = checkpoint_path(load_dir, load_step)
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key in _CHECKPOINT_CACHE:
+        return _CHECKPOINT_CACHE[key]
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as error:  # truncated zip, pickle errors, weights_only refusals: all "can't load"
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise UserError(f"--load-dir: checkpoint {path.name} cannot be loaded ({type(error).__name__}: {reason})") from None
+    pipeline = state.get("pipeline") if isinstance(state, dict) else None
+    if not isinstance(pipeline, dict) or not any(k.startswith(FIELD_PREFIX) or k.startswith("_model.module.field.") for k in pipeline):
+        raise UserError(f"--load-dir: {path.name} is not a nerfacto/nerfedit checkpoint (no nerfacto field in it)")
+    if EDIT_STATE_KEY in pipeline:
+        info = CheckpointInfo(path, int(state.get("step", step)), "resume", int(pipeline[EDIT_STATE_KEY]))
+    else:
+        info = CheckpointInfo(path, int(state.get("step", step)), "source")
+    _CHECKPOINT_CACHE[key] = info
+    return info
+
+
+def checkpoint_to_load(config: TrainerConfig) -> Optional[Tuple[Path, Optional[int]]]:
+    """(folder, step) of the checkpoint --load-checkpoint / --load-dir name, or None."""
+    if config.load_checkpoint is not None:
+        path = Path(config.load_checkpoint)
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if not path.is_file() or match is None:
+            raise UserError(f"--load-checkpoint {path}: not a nerfstudio step-NNNNNNNNN.ckpt file")
+        return path.parent, int(match.group(1))
+    if config.load_dir is not None:
+        return Path(config.load_dir), config.load_step
+    return None
+
+
+def has_checkpoints(folder: Path) -> bool:
+    return folder.is_dir() and any(CHECKPOINT_PATTERN.match(p.name) for p in folder.iterdir())
+
+
+# ---- loading ------------------------------------------------------------------------------------
+def _unwrapped(state: Dict[str, Any]) -> Dict[str, Any]:
+    """A pipeline state without DistributedDataParallel's "module." prefixes."""
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def load_pipeline(pipeline, loaded_state: Dict[str, Any], step: int) -> bool:
+    """A nerfedit checkpoint resumes; a nerfacto one becomes the source (target = source = it).
+    Returns whether the run resumes in its edit phase (then its optimisers' state is the edit's)."""
+    state = _unwrapped(loaded_state)
+    if EDIT_STATE_KEY not in state:
+        load_source(pipeline.model, state, step)
+        return False
+    own = pipeline.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("_model.lpips.") or k in own}
+    state.update({k: v for k, v in own.items() if k.startswith("_model.lpips.") and k not in state})
+    pipeline.model.update_to_step(step)
+    pipeline.load_state_dict(state)
+    return pipeline.model.source_frozen
+
+
+def load_source_of_edit(model, loaded_state: Dict[str, Any], step: int) -> None:
+    """A nerfedit checkpoint's frozen source as the scene to edit (a new edit of the same reconstruction)."""
+    prefix = "_model.source."
+    state = _unwrapped(loaded_state)
+    if int(state.get(EDIT_STATE_KEY, -1)) < 0:
+        raise UserError("--pipeline.reuse-source: that run was still reconstructing (no source yet); resume it instead")
+    load_source(model, {"_model." + k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, step)
+
+
+def load_source(model, state: Dict[str, Any], step: int) -> None:
+    """Load a nerfacto pipeline state as the scene to edit: into the target, then copied to the source."""
+    target = {
+        k[len("_model.") :]: v
+        for k, v in state.items()
+        if k.startswith("_model.") and not k.startswith("_model.lpips.")
+    }
+    try:
+        missing, unexpected = model.load_state_dict(target, strict=False)
+    except RuntimeError as error:  # shape mismatch: trained with other field settings
+        first = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error)[:200])
+        raise UserError(
+            f"the source checkpoint's nerfacto settings differ from this method's ({first}); "
+            "edit it with the method whose field sizes it was trained with (nerfedit for nerfacto, "
+            "nerfedit-small for a small field)"
+        ) from None
+    missing = [k for k in missing if not k.startswith(("source.", "lpips.", "edit_start_step", "device_indicator_param"))]
+    if missing or unexpected:
+        names = (missing or unexpected)[:3]
+        raise UserError(f"the source checkpoint does not match a nerfacto model ({'missing' if missing else 'unexpected'}: {', '.join(names)})")
+    model.update_to_step(step)
+    model.freeze_source(0)
+    CONSOLE.print(f"nerfedit: loaded the source (nerfacto, step {step}); editing starts at step 0")

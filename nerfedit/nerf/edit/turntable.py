@@ -1,0 +1,36 @@
+"""The before/after turntable: source | edited renders side by side on a circle around the scene (mp4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from nerfstudio.cameras.cameras import Cameras
+
+from nerfedit.nerf.common.render import ray_bundle, render_image, to_image, turntable_cameras
+from nerfedit.nerf.common.video import side_by_side, write_video
+
+
+@torch.no_grad()
+def turntable_frames(model, cameras: Cameras, frames: int, chunk: int, short_side: Optional[int] = None) -> List[np.ndarray]:
+    """uint8 [H, 2W+gap, 3] frames: the frozen source (left) and the edited field (right), eval mode."""
+    was_training = model.training
+    model.eval()
+    panels = []
+    try:
+        for camera in turntable_cameras(cameras, frames, short_side):
+            bundle, height, width = ray_bundle(camera, 0, model.device)
+            source = to_image(render_image(model.source, bundle, chunk), height, width)
+            edited = to_image(render_image(model, bundle, chunk), height, width)
+            panels.append(side_by_side(source, edited))
+    finally:
+        model.train(was_training)
+    return panels
+
+
+def write_turntable(model, cameras: Cameras, path: Path, frames: int = 48, fps: int = 12, chunk: int = 1 << 15) -> Path:
+    """Render the turntable and write it as an H.264 mp4 (and its first frame as PNG). Returns the path."""
+    return write_video(path, turntable_frames(model, cameras, frames, chunk), fps)
