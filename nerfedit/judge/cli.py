@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import torch
@@ -73,20 +71,3 @@ def run_judge(args: argparse.Namespace) -> None:
                 f"{path}: {row['color']} ({row['p_color']:.2f})  {row['shape']} ({row['p_shape']:.2f})  "
                 f"{row['floor']} ({row['p_floor']:.2f})"
             )
-
-
-def main(argv: List[str] = None) -> None:
-    """Stand-alone entry point (`python -m nerfedit.judge.cli …`) until the lead wires `judge` into `nerfedit`."""
-    from nerfedit.errors import exit_with
-
-    parser = argparse.ArgumentParser(prog="nerfedit")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as error:
-        exit_with(error)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,20 +117,3 @@ def run_scene(args: argparse.Namespace) -> None:
     )
     make_scene(shape, color, floor, args.out, views=args.views, size=args.size, seed=args.seed, command=command)
     print(f"wrote {args.views} views of {color} {shape} on {floor} to {args.out}")
-
-
-def main(argv=None) -> None:
-    """Stand-alone entry point (`python -m nerfedit.world.cli …`) until the lead wires `world` into `nerfedit`."""
-    from nerfedit.errors import exit_with
-
-    parser = argparse.ArgumentParser(prog="nerfedit")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as error:
-        exit_with(error)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
