@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
@@ -73,22 +73,6 @@ def held_out_edits(n: int, seed: int, size: int) -> Dict[str, object]:
     }
 
 
-def psnr_outside(a: torch.Tensor, b: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB, peak 1) over the pixels where `masks` is False; images [B, 3, H, W] in [0, 1]."""
-    keep = (~masks).unsqueeze(1).float()
-    sq = ((a - b) ** 2 * keep).sum(dim=(1, 2, 3))
-    count = keep.sum(dim=(1, 2, 3)) * a.shape[1]
-    mse = (sq / count.clamp_min(1)).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def judge_colors(judge, images: torch.Tensor) -> List[str]:
-    """The judge's colour word for each image [B, 3, H, W] in [0, 1]."""
-    from nerfedit.judge.model import judge_images
-
-    return list(judge_images(images, judge=judge)["color"])
-
-
 def run_loss(prior, name: str, data, args) -> Dict[str, object]:
     """Edit every image with loss `name` (in batches); return the edited images and the timing."""
     from nerfedit.image.edit import EditConfig, edit_image
@@ -123,45 +107,29 @@ def run_loss(prior, name: str, data, args) -> Dict[str, object]:
     return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}
 
 
-def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows: int, scale: int = 2) -> None:
-    """Source | each loss, `rows` rows, images upscaled ×`scale`; a green/red bar: judge read the target colour or not."""
-    from PIL import Image, ImageDraw
-
-    from nerfedit.image.io import save_image
+def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows: int) -> None:
+    """Source | each loss, `rows` rows; a green/red bar under each edit: the judge read the target colour or not."""
+    from nerfedit.eval.sheets import GREEN, RED, Cell, contact_sheet as sheet, save_sheet
 
     names = list(results)
-    size = data["images"].shape[-1] * scale
-    label_w, header_h, bar_h, gap = 150, 16, 4, 2
     n = min(rows, len(data["sources"]))
-    width = label_w + (1 + len(names)) * (size + gap)
-    height = header_h + n * (size + bar_h + gap)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-
-    def cell(image: torch.Tensor) -> Image.Image:
-        array = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST)
-
-    for c, title in enumerate(["source"] + names):
-        draw.text((label_w + c * (size + gap) + 2, 2), title, fill="black")
+    cells, labels = [], []
     for r in range(n):
-        y = header_h + r * (size + bar_h + gap)
-        draw.text((2, y + 2), f"{data['source_colors'][r]} -> {data['target_colors'][r]}", fill="black")
-        draw.text((2, y + 14), data["shapes"][r], fill="black")
-        sheet.paste(cell(data["images"][r]), (label_w, y))
-        for c, name in enumerate(names, start=1):
-            x = label_w + c * (size + gap)
-            sheet.paste(cell(results[name]["images"][r]), (x, y))
+        row = [Cell(data["images"][r])]
+        for name in names:
             judged = results[name].get("judged")
-            if judged is not None:
-                ok = judged[r] == data["target_colors"][r]
-                draw.rectangle([x, y + size, x + size - 1, y + size + bar_h - 1], fill=(40, 170, 60) if ok else (210, 40, 40))
-                draw.text((x + 2, y + 2), judged[r], fill="white")
-    save_image(path, np.asarray(sheet))
+            if judged is None:
+                row.append(Cell(results[name]["images"][r]))
+            else:
+                bar = GREEN if judged[r] == data["target_colors"][r] else RED
+                row.append(Cell(results[name]["images"][r], text=judged[r], bar=bar))
+        cells.append(row)
+        labels.append([f"{data['source_colors'][r]} -> {data['target_colors'][r]}", data["shapes"][r]])
+    save_sheet(path, sheet(cells, label_width=150, row_labels=labels, titles=["source"] + names, bar_height=4))
 
 
 def parse_args(argv: Sequence[str] | None):
-    from nerfedit.cli import NerfeditArgumentParser
+    from nerfedit.commandline import NerfeditArgumentParser
 
     p = NerfeditArgumentParser(prog="eval_edit.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prior", default="toy", help="prior name or folder (default: toy)")
@@ -199,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.cli import _quiet_libraries
+    from nerfedit.commandline import quiet_libraries
+    from nerfedit.eval.judging import agreement, load_judge_option, read
+    from nerfedit.eval.psnr import psnr_outside
     from nerfedit.image.edit import EditConfig
     from nerfedit.priors import load_prior
 
@@ -210,14 +180,10 @@ def evaluate(args) -> int:
         check_output_path(args.sheet, suffixes=(".png",), what="--sheet")
     if args.threads:
         torch.set_num_threads(args.threads)
-    _quiet_libraries()
+    quiet_libraries()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prior = load_prior(args.prior, device=device)
-    judge = None
-    if args.judge != "none":
-        from nerfedit.judge.model import load_judge
-
-        judge = load_judge(None if args.judge == "default" else args.judge, device=device)  # UserError if missing
+    judge = load_judge_option(args.judge, device)
 
     data = held_out_edits(args.num, args.seed, prior.resolution)
     masks = data["masks"]
@@ -236,10 +202,8 @@ def evaluate(args) -> int:
     recon_psnr = psnr_outside(recon, data["images"], masks)
     report["vae_psnr_outside"] = float(recon_psnr.mean())
     if judge is not None:
-        source_read = judge_colors(judge, data["images"])
-        report["judge_source_accuracy"] = float(np.mean([a == b for a, b in zip(source_read, data["source_colors"])]))
-        recon_read = judge_colors(judge, recon)
-        report["judge_recon_target_rate"] = float(np.mean([a == b for a, b in zip(recon_read, data["target_colors"])]))
+        report["judge_source_accuracy"] = agreement(read(judge, data["images"])["color"], data["source_colors"])
+        report["judge_recon_target_rate"] = agreement(read(judge, recon)["color"], data["target_colors"])
 
     results: Dict[str, Dict[str, object]] = {}
     for name in names:
@@ -254,10 +218,10 @@ def evaluate(args) -> int:
             "seconds_per_edit": (time.perf_counter() - start) / args.num,
         }
         if judge is not None:
-            judged = judge_colors(judge, out["images"])
+            judged = read(judge, out["images"], heads=("color",))["color"]
             out["judged"] = judged
-            entry["target_color_rate"] = float(np.mean([a == b for a, b in zip(judged, data["target_colors"])]))
-            entry["source_color_rate"] = float(np.mean([a == b for a, b in zip(judged, data["source_colors"])]))
+            entry["target_color_rate"] = agreement(judged, data["target_colors"])
+            entry["source_color_rate"] = agreement(judged, data["source_colors"])
         results[name] = out
         report[name] = entry
 
