@@ -22,8 +22,9 @@ Stages (each reads what the previous ones left in --workdir):
 
 Every stage is seeded from --seed; `vae` and `unet` checkpoint every --ckpt-every steps and `--resume`
 continues from the last checkpoint (a finished stage is skipped; a finished UNet asked for more steps
-goes on with a warm restart of the learning rate). The corrective and judge stages run those scripts with the
-settings below (each script also runs alone, with more options).
+goes on with a warm restart of the learning rate). The corrective and judge stages run what those scripts run
+(`nerfedit.losses.corrective_training`, `nerfedit.judge.train`) with the settings below (each script also runs
+alone, with more options).
 
 Cost: forward + backward, the UNet takes 0.77 GFLOP per sample and the VAE 0.84 GFLOP per 32² crop.
 Measured on 2 CPU cores shared with 3-7 other jobs (load 3-7): rendering 45-80 images/s (~220/s on free
@@ -52,19 +53,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(REPO))
-
+from nerfedit.eval.psnr import psnr  # noqa: E402
+from nerfedit.eval.sheets import contact_sheet, grid, save_sheet  # noqa: E402
+from nerfedit.judge.model import DEFAULT_WEIGHTS  # noqa: E402
 from nerfedit.priors import toy_models  # noqa: E402
+from nerfedit.priors.loader import TOY_PRIOR_DIR  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
 
 STAGES = ("data", "vae", "latents", "unet", "export", "corrective", "judge")
-DEFAULT_OUT = REPO / "nerfedit" / "assets" / "toy"
+DEFAULT_OUT = TOY_PRIOR_DIR
 DEFAULT_WORKDIR = REPO / "runs" / "prior"
-DEFAULT_JUDGE = REPO / "nerfedit" / "assets" / "judge" / "judge.pt"
+DEFAULT_JUDGE = DEFAULT_WEIGHTS
 
 UNK_INSERT_PROB = 0.05
 """Probability that a training caption gets 1–3 unknown tokens inserted at a random word boundary, so that
@@ -163,25 +165,6 @@ def rng_state() -> Dict[str, object]:
 
 def set_rng_state(state: Dict[str, object]) -> None:
     torch.set_rng_state(state["torch"])
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of images in [0, 1]."""
-    mse = F.mse_loss(a.clamp(0, 1), b.clamp(0, 1)).item()
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
-def save_sheet(images: torch.Tensor, path: Path, columns: int = 8) -> None:
-    """Images [B, 3, H, W] in [0, 1] → one PNG grid."""
-    import imageio
-
-    b, _, h, w = images.shape
-    rows = math.ceil(b / columns)
-    grid = torch.ones(3, rows * h, columns * w)
-    for i in range(b):
-        r, c = divmod(i, columns)
-        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = images[i]
-    imageio.imwrite(path, (grid.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
 
 
 # ---- stage: data ----------------------------------------------------------------------------------------
@@ -305,7 +288,7 @@ def stage_vae(cfg: Config, work: Path, resume: bool) -> None:
         x = to_model_range(val)
         rec = torch.cat([vae.decode(vae.encode(x[i : i + 64]).latent_dist.mode()).sample for i in range(0, len(x), 64)])
         val_psnr = psnr((rec + 1) / 2, (x + 1) / 2)
-        save_sheet(torch.cat([(x[:32] + 1) / 2, (rec[:32] + 1) / 2]).clamp(0, 1), out / "reconstructions.png")
+        save_sheet(out / "reconstructions.png", contact_sheet(grid(torch.cat([(x[:32] + 1) / 2, (rec[:32] + 1) / 2]).clamp(0, 1)), scale=1, gap=0))
     vae.save_pretrained(str(out / "model"))
     (out / "stats.json").write_text(json.dumps({"val_psnr_db": val_psnr, "seconds": time.time() - t0, "steps": step}))
     log(f"vae: held-out reconstruction PSNR {val_psnr:.2f} dB ({time.time() - t0:.0f} s); sheet {out / 'reconstructions.png'}")
@@ -548,18 +531,10 @@ def stage_export(cfg: Config, work: Path, out: Path) -> None:
         raise SystemExit(f"weights {size / 1e6:.2f} MB exceed the {toy_models.WEIGHTS_BUDGET_BYTES / 1e6:.0f} MB budget")
 
 
-def sibling_script(name: str):
-    """scripts/<name>.py as a module (the scripts folder is not a package)."""
-    import importlib
-
-    folder = str(Path(__file__).resolve().parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
-
-
 def stage_corrective(cfg: Config, out: Path, resume: bool) -> None:
     """LMC-SDS's corrective for the exported prior, on fresh world renders (`train_corrective.py`)."""
+    from nerfedit.losses import corrective_training
+
     target = out / "corrective" / "corrective.pt"
     argv = [
         "--prior", str(out), "--world", str(cfg.corrective_images), "--steps", str(cfg.corrective_steps),
@@ -569,11 +544,13 @@ def stage_corrective(cfg: Config, out: Path, resume: bool) -> None:
     ]  # fmt: skip
     if resume and target.with_name(target.name + ".ckpt").is_file():
         argv.append("--resume")
-    sibling_script("train_corrective").main(argv)
+    corrective_training.main(argv)
 
 
 def stage_judge(cfg: Config, work: Path, judge_out: Path, resume: bool) -> None:
     """The judge, trained on renders only (`train_judge.py`)."""
+    from nerfedit.judge import train
+
     checkpoint = work / "judge" / "last.pt"
     argv = [
         "--steps", str(cfg.judge_steps), "--data", str(cfg.judge_images), "--eval-n", str(cfg.judge_eval),
@@ -581,7 +558,7 @@ def stage_judge(cfg: Config, work: Path, judge_out: Path, resume: bool) -> None:
     ]  # fmt: skip
     if resume and checkpoint.is_file():
         argv.append("--resume")
-    sibling_script("train_judge").main(argv)
+    train.main(argv)
 
 
 # ---- main -----------------------------------------------------------------------------------------------
