@@ -86,20 +86,33 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _command_parser(subparsers, name: str, summary: str, about: str, example: str, losses: Sequence[str], default_loss: str):
+    """A command's parser: its summary, a paragraph about it, an example, and the list of its losses."""
+    description = f"{cl.paragraph(about)}\n\nExample:\n  {example}\n\n{catalog.loss_list_help(tuple(losses), default_loss)}"
+    return subparsers.add_parser(name, help=summary, description=description, formatter_class=cl.HelpFormatter)
+
+
+def _shared_options(p: argparse.ArgumentParser, losses: Sequence[str], editing: bool, optimiser: Sequence, func) -> None:
+    """The option groups both commands have, after their own arguments; `optimiser` = add_optimiser_options' arguments."""
+    add_optimiser_options(p, *optimiser)
+    add_loss_options(p, losses, editing=editing)
+    cl.add_prior_options(p)
+    add_output_options(p)
+    p.set_defaults(func=func)
+
+
 def add_edit_image(subparsers) -> argparse.ArgumentParser:
     """Add `edit-image` to the `nerfedit` sub-parsers."""
-    p = subparsers.add_parser(
+    p = _command_parser(
+        subparsers,
         "edit-image",
-        help=EDIT_SUMMARY,
-        description=cl.paragraph(
-            "Edit IMAGE so that it matches --target instead of --source, by optimising its latent against a "
-            "score-distillation loss (default DDS: 200 SGD steps from the input's latent). The output has the "
-            "input's size (see --fit)."
-        )
-        + "\n\n"
-        "Example:\n  nerfedit edit-image cube.png --source \"a red cube on a wooden floor\" "
-        "--target \"a blue cube on a wooden floor\" --out blue.png\n\n" + catalog.loss_list_help(catalog.LOSS_NAMES, catalog.DEFAULT_EDIT_LOSS),
-        formatter_class=cl.HelpFormatter,
+        EDIT_SUMMARY,
+        "Edit IMAGE so that it matches --target instead of --source, by optimising its latent against a "
+        "score-distillation loss (default DDS: 200 SGD steps from the input's latent). The output has the "
+        "input's size (see --fit).",
+        'nerfedit edit-image cube.png --source "a red cube on a wooden floor" --target "a blue cube on a wooden floor" --out blue.png',
+        catalog.LOSS_NAMES,
+        catalog.DEFAULT_EDIT_LOSS,
     )
     p.add_argument("image", metavar="IMAGE", help="input image, any size (see --fit)")
     p.add_argument("--source", default=None, help="what the input shows, e.g. \"a red cube on a wooden floor\" (required by dds and cds; unused by sds, lmc, nfsd)")
@@ -108,38 +121,30 @@ def add_edit_image(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=cl.positive_int, default=200, help="optimisation steps (DDS: 200)")
     p.add_argument("--fit", choices=("crop", "squash"), default="crop", help=FIT_HELP)
     p.add_argument("--paste", choices=("replace", "delta"), default="replace", help=PASTE_HELP)
-    add_optimiser_options(p, ("sgd", "adam"), "sgd", "step", "learning rate (default: 0.1 for sgd, the DDS notebook; 0.01 for adam)")
-    add_loss_options(p, catalog.LOSS_NAMES, editing=True)
-    cl.add_prior_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run_edit_image)
+    sgd = (("sgd", "adam"), "sgd", "step", "learning rate (default: 0.1 for sgd, the DDS notebook; 0.01 for adam)")
+    _shared_options(p, catalog.LOSS_NAMES, True, sgd, run_edit_image)
     return p
 
 
 def add_generate_image(subparsers) -> argparse.ArgumentParser:
     """Add `generate-image` to the `nerfedit` sub-parsers."""
-    p = subparsers.add_parser(
+    p = _command_parser(
+        subparsers,
         "generate-image",
-        help=GENERATE_SUMMARY,
-        description=cl.paragraph(
-            "Generate an image for --prompt by optimising a latent, starting from a grey image (LMC-SDS, "
-            "SDS-Bridge 2D experiments): 1000 AdamW steps, lr 0.01 by default. The image has the prior's "
-            "resolution (64x64 for toy)."
-        )
-        + "\n\n"
-        "Example:\n  nerfedit generate-image --prompt \"a yellow sphere on grass\" --loss bridge --out sphere.png\n\n"
-        + catalog.loss_list_help(catalog.GENERATING_LOSS_NAMES, catalog.DEFAULT_GENERATE_IMAGE_LOSS),
-        formatter_class=cl.HelpFormatter,
+        GENERATE_SUMMARY,
+        "Generate an image for --prompt by optimising a latent, starting from a grey image (LMC-SDS, "
+        "SDS-Bridge 2D experiments): 1000 AdamW steps, lr 0.01 by default. The image has the prior's "
+        "resolution (64x64 for toy).",
+        'nerfedit generate-image --prompt "a yellow sphere on grass" --loss bridge --out sphere.png',
+        catalog.GENERATING_LOSS_NAMES,
+        catalog.DEFAULT_GENERATE_IMAGE_LOSS,
     )
     p.add_argument("--prompt", required=True, help="what the image should show")
     p.add_argument("--loss", choices=catalog.GENERATING_LOSS_NAMES, default=catalog.DEFAULT_GENERATE_IMAGE_LOSS, help="score-distillation loss (list below)")
     p.add_argument("--steps", type=cl.positive_int, default=1000, help="optimisation steps (SDS-Bridge 2D: 1000)")
     p.add_argument("--init", choices=("grey", "randn"), default="grey", help="start from a grey image's latent, or from a unit Gaussian latent")
-    add_optimiser_options(p, ("adamw", "adam", "sgd"), "adamw", "constant", "learning rate (default: 0.01 for adam/adamw; 0.1 for sgd)")
-    add_loss_options(p, catalog.GENERATING_LOSS_NAMES, editing=False)
-    cl.add_prior_options(p)
-    add_output_options(p)
-    p.set_defaults(func=run_generate_image)
+    adamw = (("adamw", "adam", "sgd"), "adamw", "constant", "learning rate (default: 0.01 for adam/adamw; 0.1 for sgd)")
+    _shared_options(p, catalog.GENERATING_LOSS_NAMES, False, adamw, run_generate_image)
     return p
 
 
