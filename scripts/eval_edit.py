@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Dict, Sequence
 
-import numpy as np
 import torch
 
 from nerfedit.errors import UserError, exit_with
@@ -43,68 +42,6 @@ PSNR_BAR = 25.0
 """Issue 3 §5: PSNR between source and DDS edit outside the object mask ≥ 25 dB."""
 EVAL_SEED = 20250917
 """Seed of the held-out renders: a stream of its own, not the training data's."""
-
-
-def held_out_edits(n: int, seed: int, size: int) -> Dict[str, object]:
-    """`n` renders with a source caption and a colour-swapped target caption (another colour, uniformly)."""
-    from nerfedit.world.render import random_camera, random_object, render_batch
-    from nerfedit.world.vocab import COLORS, caption
-
-    rng = np.random.default_rng(seed)
-    objs, cams, sources, targets, target_colors = [], [], [], [], []
-    for _ in range(n):
-        obj = random_object(rng)
-        cam = random_camera(rng)
-        new = [c for c in COLORS if c != obj.color][int(rng.integers(len(COLORS) - 1))]
-        objs.append(obj)
-        cams.append(cam)
-        sources.append(caption(obj.shape, obj.color, obj.floor, template=0))
-        targets.append(caption(obj.shape, new, obj.floor, template=0))
-        target_colors.append(new)
-    out = render_batch(objs, cams, size)
-    return {
-        "images": out["image"].permute(0, 3, 1, 2).contiguous().float(),
-        "masks": out["mask"].bool(),
-        "sources": sources,
-        "targets": targets,
-        "source_colors": [o.color for o in objs],
-        "target_colors": target_colors,
-        "shapes": [o.shape for o in objs],
-    }
-
-
-def run_loss(prior, name: str, data, args) -> Dict[str, object]:
-    """Edit every image with loss `name` (in batches); return the edited images and the timing."""
-    from nerfedit.image.edit import EditConfig, edit_image
-    from nerfedit.losses import build_loss
-    from nerfedit.losses.base import DistillationConfig
-
-    edited, skipped, seconds = [], 0, 0.0
-    n = len(data["sources"])
-    for start in range(0, n, args.batch):
-        rows = slice(start, min(n, start + args.batch))
-        config = DistillationConfig(name=name, guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)  # type: ignore[arg-type]
-        loss = build_loss(config, prior)
-        config = EditConfig(
-            steps=args.steps,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            schedule=args.schedule,
-            seed=args.seed + start,
-        )
-        images, history = edit_image(
-            prior,
-            data["images"][rows],
-            target=data["targets"][rows],
-            source=data["sources"][rows],
-            loss=loss,
-            config=config,
-            progress=not args.quiet,
-        )
-        edited.append(images)
-        skipped += history.skipped
-        seconds += history.seconds
-    return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}
 
 
 def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows: int) -> None:
@@ -168,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def evaluate(args) -> int:
     from nerfedit.commandline import quiet_libraries
+    from nerfedit.eval.colour_swaps import edit_all, held_out_colour_swaps
     from nerfedit.eval.judging import agreement, load_judge_option, read
     from nerfedit.eval.psnr import psnr_outside
     from nerfedit.image.edit import EditConfig
@@ -185,9 +123,9 @@ def evaluate(args) -> int:
     prior = load_prior(args.prior, device=device)
     judge = load_judge_option(args.judge, device)
 
-    data = held_out_edits(args.num, args.seed, prior.resolution)
+    data = held_out_colour_swaps(args.num, args.seed, prior.resolution)
     masks = data["masks"]
-    config = EditConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule)
+    config = EditConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule, seed=args.seed)
     print(
         f"{args.num} held-out colour swaps (seed {args.seed}), prior {args.prior} ({prior.resolution} px), "
         f"{args.steps} steps of {args.optimizer} lr {config.resolved_lr():g} ({args.schedule} schedule), device {device}"
@@ -208,7 +146,8 @@ def evaluate(args) -> int:
     results: Dict[str, Dict[str, object]] = {}
     for name in names:
         start = time.perf_counter()
-        out = run_loss(prior, name, data, args)
+        settings = dict(guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)
+        out = edit_all(prior, name, data, batch=args.batch, edit=config, progress=not args.quiet, **settings)
         psnr = psnr_outside(out["images"], data["images"], masks)
         out["psnr"] = psnr
         entry = {
