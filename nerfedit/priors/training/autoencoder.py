@@ -15,7 +15,7 @@ from tqdm import tqdm
 from nerfedit.eval.psnr import psnr
 from nerfedit.eval.sheets import contact_sheet, grid, save_sheet
 from nerfedit.priors import toy_models
-from nerfedit.priors.training.common import Config, atomic_save, cosine_lr, load_images, log, rng_state, set_rng_state, to_model_range
+from nerfedit.priors.training.common import Config, already_done, atomic_save, cosine_lr, load_images, log, rng_state, set_rng_state, to_model_range
 
 
 def stage_data(cfg: Config, work: Path, resume: bool) -> None:
@@ -23,8 +23,7 @@ def stage_data(cfg: Config, work: Path, resume: bool) -> None:
     from nerfedit.world.render import sample_batch
 
     data = work / "data"
-    if resume and (data / "done.json").exists():
-        log("data: done, skipping")
+    if already_done(data / "done.json", resume, "data"):
         return
     data.mkdir(parents=True, exist_ok=True)
     num_chunks = math.ceil(cfg.num_images / cfg.chunk)
@@ -76,8 +75,7 @@ def vae_loss(vae, x: torch.Tensor, cfg: Config, sample: bool = True):
 def stage_vae(cfg: Config, work: Path, resume: bool) -> None:
     """Train the AutoencoderKL; the result goes to vae/model (diffusers format, scaling_factor still 1)."""
     out = work / "vae"
-    if resume and (out / "model" / "config.json").exists():
-        log("vae: done, skipping")
+    if already_done(out / "model" / "config.json", resume, "vae"):
         return
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + 1)
@@ -139,8 +137,7 @@ def stage_latents(cfg: Config, work: Path, resume: bool) -> None:
     from diffusers import AutoencoderKL
 
     out = work / "latents"
-    if resume and (out / "done.json").exists():
-        log("latents: done, skipping")
+    if already_done(out / "done.json", resume, "latents"):
         return
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + 2)

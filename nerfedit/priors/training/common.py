@@ -84,6 +84,14 @@ def log(message: str) -> None:
     tqdm.write(f"[train_prior {time.strftime('%H:%M:%S')}] {message}")
 
 
+def already_done(marker: Path, resume: bool, stage: str) -> bool:
+    """With `resume`, whether `stage` finished before (its `marker` file exists); says so when it skips."""
+    if resume and marker.exists():
+        log(f"{stage}: done, skipping")
+        return True
+    return False
+
+
 def atomic_save(obj, path: Path) -> None:
     """torch.save to a temporary file, then rename: an interrupted run never leaves a broken checkpoint."""
     tmp = path.with_suffix(path.suffix + ".tmp")
