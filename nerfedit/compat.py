@@ -1,6 +1,6 @@
 """Workarounds for running nerfstudio 1.1.5 on CPU-only machines. Each one is a no-op where nothing is broken.
 
-Run by the set-up command (`python -m nerfedit.compat --apply`); `--check` only reports.
+Run by the set-up command (`python -m nerfedit.compat --apply`); without `--apply` it only reports.
 
 1. torchvision from the registry is a CUDA build whose compiled ops don't load next to CPU torch.
    `torchvision/_meta_registrations.py` then registers fake kernels for `torchvision::nms` and

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark every score-distillation loss on one prior: time per step, peak memory, UNet and VAE calls per step.
 
-    python scripts/bench_losses.py                       # tiny random SD model built in-process (tests/tiny_sd.py)
+    python scripts/bench_losses.py                       # tiny random SD model built in-process (nerfedit/priors/tiny.py)
     python scripts/bench_losses.py --prior toy --steps 20
     python scripts/bench_losses.py --prior sd15 --device cuda
 
@@ -29,12 +29,11 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
 RANDOM_SIZES = {
     "tiny": dict(),
     "small": dict(latent_size=32, unet_channels=(64, 128, 256), vae_channels=(32, 64, 128)),
 }
-"""Random SD-format models (tests/tiny_sd.py) the benchmark can build when no --prior is given."""
+"""Random SD-format models (nerfedit/priors/tiny.py) the benchmark can build when no --prior is given."""
 BASELINE = "dds (baseline: VAE + per-branch calls)"
 
 
@@ -209,11 +208,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         if args.prior is None:
-            sys.path.insert(0, str(ROOT / "tests"))
-            from tiny_sd import build_tiny_sd
+            from nerfedit.priors.tiny import build_tiny_sd
 
             prior_name = str(build_tiny_sd(Path(tmp) / "random_sd", **RANDOM_SIZES[args.size]))
-            label = f"{args.size} random SD (tests/tiny_sd.py)"
+            label = f"{args.size} random SD (nerfedit/priors/tiny.py)"
         else:
             prior_name = label = args.prior
         prior = load_prior(prior_name, device=args.device)

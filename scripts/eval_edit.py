@@ -30,9 +30,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
-import numpy as np
 import torch
 
 from nerfedit.errors import UserError, exit_with
@@ -45,123 +44,29 @@ EVAL_SEED = 20250917
 """Seed of the held-out renders: a stream of its own, not the training data's."""
 
 
-def held_out_edits(n: int, seed: int, size: int) -> Dict[str, object]:
-    """`n` renders with a source caption and a colour-swapped target caption (another colour, uniformly)."""
-    from nerfedit.world.render import random_camera, random_object, render_batch
-    from nerfedit.world.vocab import COLORS, caption
-
-    rng = np.random.default_rng(seed)
-    objs, cams, sources, targets, target_colors = [], [], [], [], []
-    for _ in range(n):
-        obj = random_object(rng)
-        cam = random_camera(rng)
-        new = [c for c in COLORS if c != obj.color][int(rng.integers(len(COLORS) - 1))]
-        objs.append(obj)
-        cams.append(cam)
-        sources.append(caption(obj.shape, obj.color, obj.floor, template=0))
-        targets.append(caption(obj.shape, new, obj.floor, template=0))
-        target_colors.append(new)
-    out = render_batch(objs, cams, size)
-    return {
-        "images": out["image"].permute(0, 3, 1, 2).contiguous().float(),
-        "masks": out["mask"].bool(),
-        "sources": sources,
-        "targets": targets,
-        "source_colors": [o.color for o in objs],
-        "target_colors": target_colors,
-        "shapes": [o.shape for o in objs],
-    }
-
-
-def psnr_outside(a: torch.Tensor, b: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR (dB, peak 1) over the pixels where `masks` is False; images [B, 3, H, W] in [0, 1]."""
-    keep = (~masks).unsqueeze(1).float()
-    sq = ((a - b) ** 2 * keep).sum(dim=(1, 2, 3))
-    count = keep.sum(dim=(1, 2, 3)) * a.shape[1]
-    mse = (sq / count.clamp_min(1)).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
-
-
-def judge_colors(judge, images: torch.Tensor) -> List[str]:
-    """The judge's colour word for each image [B, 3, H, W] in [0, 1]."""
-    from nerfedit.judge.model import judge_images
-
-    return list(judge_images(images, judge=judge)["color"])
-
-
-def run_loss(prior, name: str, data, args) -> Dict[str, object]:
-    """Edit every image with loss `name` (in batches); return the edited images and the timing."""
-    from nerfedit.image.edit import EditConfig, edit_image
-    from nerfedit.losses import build_loss
-    from nerfedit.losses.base import DistillationConfig
-
-    edited, skipped, seconds = [], 0, 0.0
-    n = len(data["sources"])
-    for start in range(0, n, args.batch):
-        rows = slice(start, min(n, start + args.batch))
-        config = DistillationConfig(name=name, guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)  # type: ignore[arg-type]
-        loss = build_loss(config, prior)
-        config = EditConfig(
-            steps=args.steps,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            schedule=args.schedule,
-            seed=args.seed + start,
-        )
-        images, history = edit_image(
-            prior,
-            data["images"][rows],
-            target=data["targets"][rows],
-            source=data["sources"][rows],
-            loss=loss,
-            config=config,
-            progress=not args.quiet,
-        )
-        edited.append(images)
-        skipped += history.skipped
-        seconds += history.seconds
-    return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}
-
-
-def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows: int, scale: int = 2) -> None:
-    """Source | each loss, `rows` rows, images upscaled ×`scale`; a green/red bar: judge read the target colour or not."""
-    from PIL import Image, ImageDraw
-
-    from nerfedit.image.io import save_image
+def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows: int) -> None:
+    """Source | each loss, `rows` rows; a green/red bar under each edit: the judge read the target colour or not."""
+    from nerfedit.eval.sheets import GREEN, RED, Cell, contact_sheet as sheet, save_sheet
 
     names = list(results)
-    size = data["images"].shape[-1] * scale
-    label_w, header_h, bar_h, gap = 150, 16, 4, 2
     n = min(rows, len(data["sources"]))
-    width = label_w + (1 + len(names)) * (size + gap)
-    height = header_h + n * (size + bar_h + gap)
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-
-    def cell(image: torch.Tensor) -> Image.Image:
-        array = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-        return Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST)
-
-    for c, title in enumerate(["source"] + names):
-        draw.text((label_w + c * (size + gap) + 2, 2), title, fill="black")
+    cells, labels = [], []
     for r in range(n):
-        y = header_h + r * (size + bar_h + gap)
-        draw.text((2, y + 2), f"{data['source_colors'][r]} -> {data['target_colors'][r]}", fill="black")
-        draw.text((2, y + 14), data["shapes"][r], fill="black")
-        sheet.paste(cell(data["images"][r]), (label_w, y))
-        for c, name in enumerate(names, start=1):
-            x = label_w + c * (size + gap)
-            sheet.paste(cell(results[name]["images"][r]), (x, y))
+        row = [Cell(data["images"][r])]
+        for name in names:
             judged = results[name].get("judged")
-            if judged is not None:
-                ok = judged[r] == data["target_colors"][r]
-                draw.rectangle([x, y + size, x + size - 1, y + size + bar_h - 1], fill=(40, 170, 60) if ok else (210, 40, 40))
-                draw.text((x + 2, y + 2), judged[r], fill="white")
-    save_image(path, np.asarray(sheet))
+            if judged is None:
+                row.append(Cell(results[name]["images"][r]))
+            else:
+                bar = GREEN if judged[r] == data["target_colors"][r] else RED
+                row.append(Cell(results[name]["images"][r], text=judged[r], bar=bar))
+        cells.append(row)
+        labels.append([f"{data['source_colors'][r]} -> {data['target_colors'][r]}", data["shapes"][r]])
+    save_sheet(path, sheet(cells, label_width=150, row_labels=labels, titles=["source"] + names, bar_height=4))
 
 
 def parse_args(argv: Sequence[str] | None):
-    from nerfedit.cli import NerfeditArgumentParser
+    from nerfedit.commandline import NerfeditArgumentParser
 
     p = NerfeditArgumentParser(prog="eval_edit.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prior", default="toy", help="prior name or folder (default: toy)")
@@ -199,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.cli import _quiet_libraries
+    from nerfedit.commandline import quiet_libraries
+    from nerfedit.eval.colour_swaps import edit_all, held_out_colour_swaps
+    from nerfedit.eval.judging import agreement, load_judge_option, read
+    from nerfedit.eval.psnr import psnr_outside
     from nerfedit.image.edit import EditConfig
     from nerfedit.priors import load_prior
 
@@ -210,18 +118,14 @@ def evaluate(args) -> int:
         check_output_path(args.sheet, suffixes=(".png",), what="--sheet")
     if args.threads:
         torch.set_num_threads(args.threads)
-    _quiet_libraries()
+    quiet_libraries()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prior = load_prior(args.prior, device=device)
-    judge = None
-    if args.judge != "none":
-        from nerfedit.judge.model import load_judge
+    judge = load_judge_option(args.judge, device)
 
-        judge = load_judge(None if args.judge == "default" else args.judge, device=device)  # UserError if missing
-
-    data = held_out_edits(args.num, args.seed, prior.resolution)
+    data = held_out_colour_swaps(args.num, args.seed, prior.resolution)
     masks = data["masks"]
-    config = EditConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule)
+    config = EditConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule, seed=args.seed)
     print(
         f"{args.num} held-out colour swaps (seed {args.seed}), prior {args.prior} ({prior.resolution} px), "
         f"{args.steps} steps of {args.optimizer} lr {config.resolved_lr():g} ({args.schedule} schedule), device {device}"
@@ -236,15 +140,14 @@ def evaluate(args) -> int:
     recon_psnr = psnr_outside(recon, data["images"], masks)
     report["vae_psnr_outside"] = float(recon_psnr.mean())
     if judge is not None:
-        source_read = judge_colors(judge, data["images"])
-        report["judge_source_accuracy"] = float(np.mean([a == b for a, b in zip(source_read, data["source_colors"])]))
-        recon_read = judge_colors(judge, recon)
-        report["judge_recon_target_rate"] = float(np.mean([a == b for a, b in zip(recon_read, data["target_colors"])]))
+        report["judge_source_accuracy"] = agreement(read(judge, data["images"])["color"], data["source_colors"])
+        report["judge_recon_target_rate"] = agreement(read(judge, recon)["color"], data["target_colors"])
 
     results: Dict[str, Dict[str, object]] = {}
     for name in names:
         start = time.perf_counter()
-        out = run_loss(prior, name, data, args)
+        settings = dict(guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)
+        out = edit_all(prior, name, data, batch=args.batch, edit=config, progress=not args.quiet, **settings)
         psnr = psnr_outside(out["images"], data["images"], masks)
         out["psnr"] = psnr
         entry = {
@@ -254,10 +157,10 @@ def evaluate(args) -> int:
             "seconds_per_edit": (time.perf_counter() - start) / args.num,
         }
         if judge is not None:
-            judged = judge_colors(judge, out["images"])
+            judged = read(judge, out["images"], heads=("color",))["color"]
             out["judged"] = judged
-            entry["target_color_rate"] = float(np.mean([a == b for a, b in zip(judged, data["target_colors"])]))
-            entry["source_color_rate"] = float(np.mean([a == b for a, b in zip(judged, data["source_colors"])]))
+            entry["target_color_rate"] = agreement(judged, data["target_colors"])
+            entry["source_color_rate"] = agreement(judged, data["source_colors"])
         results[name] = out
         report[name] = entry
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,44 +26,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_prior.py: spinn
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
+from nerfedit.eval.judging import agreement, read  # noqa: E402
 from nerfedit.priors import toy_models  # noqa: E402
+from nerfedit.priors.loader import TOY_PRIOR_DIR  # noqa: E402
 from nerfedit.world.vocab import COLORS, FLOORS, SHAPES, caption  # noqa: E402
 
 BARS = {"color": 0.90, "shape": 0.80}
 """Issue 3, section 5: the judge agrees with the prompted colour ≥ 90 % and shape ≥ 80 %."""
-DEFAULT_PRIOR = REPO / "nerfedit" / "assets" / "toy"
+DEFAULT_PRIOR = TOY_PRIOR_DIR
 
 
 def evaluation_prompts(n: int = 64) -> List[Tuple[str, str, str]]:
     """`n` (colour, shape, floor) triples, balanced: prompt i has colour i mod 8, shape i mod 5 and floor
     ⌊i/8⌋ mod 4, so the first 40 cover every colour × shape pair once and each floor appears equally."""
     return [(COLORS[i % len(COLORS)], SHAPES[i % len(SHAPES)], FLOORS[(i // len(COLORS)) % len(FLOORS)]) for i in range(n)]
-
-
-def contact_sheet(images: torch.Tensor, labels: List[str], path: Path, columns: int = 8, zoom: int = 2) -> None:
-    """A PNG grid of the samples, each upscaled ×`zoom` with a two-line label underneath."""
-    from PIL import Image, ImageDraw
-
-    b, _, h, w = images.shape
-    tile_w, tile_h, text_h = w * zoom, h * zoom, 24
-    rows = math.ceil(b / columns)
-    sheet = Image.new("RGB", (columns * tile_w, rows * (tile_h + text_h)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i in range(b):
-        r, c = divmod(i, columns)
-        array = (images[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        tile = Image.fromarray(array).resize((tile_w, tile_h), Image.NEAREST)
-        x, y = c * tile_w, r * (tile_h + text_h)
-        sheet.paste(tile, (x, y))
-        for k, line in enumerate(labels[i].split("\n")[:2]):
-            color = (200, 0, 0) if line.startswith("!") else (0, 0, 0)
-            draw.text((x + 2, y + tile_h + 1 + 11 * k), line.lstrip("!"), fill=color)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
 
 
 def evaluate(
@@ -77,7 +52,8 @@ def evaluate(
     judge_path: Optional[Path] = None,
 ) -> Dict[str, float]:
     """Sample, judge, and return the agreement rates (and write the sheet if asked)."""
-    from nerfedit.judge.model import judge_images, load_judge
+    from nerfedit.eval.sheets import contact_sheet, grid, save_sheet
+    from nerfedit.judge.model import load_judge
 
     components = toy_models.load_components(prior)
     for name in ("unet", "vae", "text_encoder"):
@@ -87,19 +63,19 @@ def evaluate(
     t0 = time.time()
     images = toy_models.sample_images(components, prompts, num_inference_steps=steps, guidance_scale=guidance, seed=seed)
     seconds = time.time() - t0
-    verdict = judge_images(images, judge=load_judge(judge_path))
+    verdict = read(load_judge(judge_path), images)
 
     hits = {key: [verdict[key][i] == triples[i][k] for i in range(len(triples))] for k, key in enumerate(("color", "shape", "floor"))}
-    rates = {key: float(np.mean(v)) for key, v in hits.items()}
+    rates = {key: agreement(verdict[key], [t[k] for t in triples]) for k, key in enumerate(("color", "shape", "floor"))}
     per_colour = {c: float(np.mean([h for h, t in zip(hits["color"], triples) if t[0] == c])) for c in COLORS}
     per_shape = {s: float(np.mean([h for h, t in zip(hits["shape"], triples) if t[1] == s])) for s in SHAPES}
     if sheet is not None:
         labels = []
         for i, (color, shape, floor) in enumerate(triples):
-            read = f"{verdict['color'][i]} {verdict['shape'][i]}"
+            words = f"{verdict['color'][i]} {verdict['shape'][i]}"
             ok = hits["color"][i] and hits["shape"][i]
-            labels.append(f"{color} {shape}\n{'' if ok else '!'}judge: {read}")
-        contact_sheet(images, labels, Path(sheet))
+            labels.append([f"{color} {shape}", f"{'' if ok else '!'}judge: {words}"])
+        save_sheet(sheet, contact_sheet(grid(images, 8, labels), gap=0, caption_height=24))
     return {
         "color": rates["color"],
         "shape": rates["shape"],

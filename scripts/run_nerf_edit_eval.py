@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -119,30 +118,12 @@ def render_fields(pipeline, cameras) -> Dict[str, torch.Tensor]:
     return {"source": torch.cat(source), "edited": torch.cat(edited)}
 
 
-def psnr_outside(a: torch.Tensor, b: torch.Tensor, masks: torch.Tensor) -> Dict[str, float]:
-    """PSNR between images a, b [N,3,H,W] over pixels where `masks` [N,H,W] is False: per-view mean and pooled."""
-    outside = (~masks)[:, None].expand_as(a).float()
-    se = ((a - b) ** 2) * outside
-    per_view = se.flatten(1).sum(1) / outside.flatten(1).sum(1).clamp(min=1)
-    pooled = se.sum() / outside.sum().clamp(min=1)
-    to_db = lambda mse: float(10 * math.log10(1.0 / max(float(mse), 1e-12)))  # noqa: E731
-    return {"mean_of_views": float(np.mean([to_db(m) for m in per_view])), "pooled": to_db(pooled), "worst_view": min(to_db(m) for m in per_view)}
-
-
-def dilate(masks: torch.Tensor, pixels: int) -> torch.Tensor:
-    if pixels <= 0:
-        return masks
-    kernel = 2 * pixels + 1
-    return torch.nn.functional.max_pool2d(masks[:, None].float(), kernel, stride=1, padding=pixels)[:, 0] > 0
-
-
 def contact_sheet(gt: torch.Tensor, source: torch.Tensor, edited: torch.Tensor, path: Path, views: int = 8) -> None:
-    import imageio.v2 as imageio
+    """GT | source | edited, one held-out view a row, ×2."""
+    from nerfedit.eval.sheets import Cell, contact_sheet as sheet, save_sheet
 
-    rows = [torch.cat([gt[i], source[i], edited[i]], dim=2) for i in range(min(views, len(gt)))]
-    sheet = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
-    sheet = (sheet.clip(0, 1) * 255).round().astype(np.uint8).repeat(2, 0).repeat(2, 1)
-    imageio.imwrite(path, sheet)
+    rows = [[Cell(gt[i]), Cell(source[i]), Cell(edited[i])] for i in range(min(views, len(gt)))]
+    save_sheet(path, sheet(rows, gap=0))
 
 
 def main(argv=None) -> int:
@@ -164,7 +145,10 @@ def main(argv=None) -> int:
     started = time.time()
 
     import nerfedit.nerf  # noqa: F401  (run-time CPU workarounds)
-    from nerfedit.judge.model import judge_images, load_judge
+    from nerfedit.eval.judging import agreement, read
+    from nerfedit.eval.masks import dilate
+    from nerfedit.eval.psnr import psnr_outside_summary
+    from nerfedit.judge.model import load_judge
     from nerfedit.world.render import ObjectSpec
     from nerfedit.world.scene import load_scene, render_views
     from nerfedit.world.vocab import caption
@@ -192,8 +176,7 @@ def main(argv=None) -> int:
     masks = torch.from_numpy(truth["masks"])
 
     judge = load_judge()
-    verdict = {name: judge_images(images, judge) for name, images in (("gt", gt), ("source", renders["source"]), ("edited", renders["edited"]))}
-    rate = lambda words, word: float(np.mean([w == word for w in words]))  # noqa: E731
+    verdict = {name: read(judge, images) for name, images in (("gt", gt), ("source", renders["source"]), ("edited", renders["edited"]))}
     edited = verdict["edited"]
     results = {
         "scene": str(args.scene),
@@ -202,16 +185,16 @@ def main(argv=None) -> int:
         "run": str(run),
         "checkpoint_step": step,
         "views": args.views,
-        "color_rate": rate(edited["color"], args.target_color),
-        "shape_rate": rate(edited["shape"], obj.shape),
-        "psnr_outside": psnr_outside(renders["edited"], renders["source"], masks),
-        "psnr_outside_dilated_2px": psnr_outside(renders["edited"], renders["source"], dilate(masks, 2)),
+        "color_rate": agreement(edited["color"], args.target_color),
+        "shape_rate": agreement(edited["shape"], obj.shape),
+        "psnr_outside": psnr_outside_summary(renders["edited"], renders["source"], masks),
+        "psnr_outside_dilated_2px": psnr_outside_summary(renders["edited"], renders["source"], dilate(masks, 2)),
         "reference": {
-            "gt_color_rate": rate(verdict["gt"]["color"], obj.color),
-            "gt_shape_rate": rate(verdict["gt"]["shape"], obj.shape),
-            "source_color_rate": rate(verdict["source"]["color"], obj.color),
-            "source_shape_rate": rate(verdict["source"]["shape"], obj.shape),
-            "source_psnr_vs_gt": psnr_outside(renders["source"], gt, torch.zeros_like(masks))["pooled"],
+            "gt_color_rate": agreement(verdict["gt"]["color"], obj.color),
+            "gt_shape_rate": agreement(verdict["gt"]["shape"], obj.shape),
+            "source_color_rate": agreement(verdict["source"]["color"], obj.color),
+            "source_shape_rate": agreement(verdict["source"]["shape"], obj.shape),
+            "source_psnr_vs_gt": psnr_outside_summary(renders["source"], gt, torch.zeros_like(masks))["pooled"],
             "edited_colors": edited["color"],
         },
         "seconds": {"train": round(train_seconds, 1), "total": None},

@@ -56,7 +56,7 @@ VIEWS = 16
 ELEVATION, RADIUS, FOCAL = 30.0, 3.5, 1.5
 """The judged orbit: the middle of the toy world's camera ranges (elevation 15–50°, distance 3–4, focal 1.3–1.7)."""
 METHOD = "nerfedit-generate"
-METHOD_ENV = f"{METHOD}=nerfedit.nerf.generate_config:nerfedit_generate_method"
+METHOD_ENV = f"{METHOD}=nerfedit.nerf.generate.config:nerfedit_generate_method"
 
 
 def prompted_words(prompt: str) -> Dict[str, Optional[str]]:
@@ -119,27 +119,15 @@ def orbit_views(config_path: Path) -> Dict[str, torch.Tensor]:
 
 def contact_sheet(path: Path, rows: List[Dict[str, object]], views: Dict[int, torch.Tensor], every: int = 2) -> None:
     """One row per run: every `every`-th judged view, labelled with the prompt, the loss and what the judge read."""
-    from PIL import Image, ImageDraw
+    from nerfedit.eval.sheets import Cell, contact_sheet as sheet, save_sheet
 
-    from nerfedit.image.io import save_image
-
-    label_w, gap = 230, 2
-    size = next(iter(views.values())).shape[-1] * 2
-    cols = VIEWS // every
-    sheet = Image.new("RGB", (label_w + cols * (size + gap), len(rows) * (size + gap)), "white")
-    draw = ImageDraw.Draw(sheet)
+    cells, labels = [], []
     for r, row in enumerate(rows):
-        y = r * (size + gap)
-        draw.text((2, y + 2), str(row["prompt"]), fill="black")
-        draw.text((2, y + 16), f"{row['loss']}: colour {row.get('color_rate', float('nan')):.0%}, shape {row.get('shape_rate', float('nan')):.0%}", fill="black")
-        for c in range(cols):
-            image = views[r][c * every]
-            array = (image.permute(1, 2, 0).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-            sheet.paste(Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST), (label_w + c * (size + gap), y))
-            read = row.get("read")
-            if read:
-                draw.text((label_w + c * (size + gap) + 2, y + 2), f"{read['color'][c * every]} {read['shape'][c * every]}", fill="white")
-    save_image(path, np.asarray(sheet))
+        read = row.get("read")
+        shown = range(0, VIEWS - VIEWS % every, every)
+        cells.append([Cell(views[r][v], text=f"{read['color'][v]} {read['shape'][v]}" if read else None) for v in shown])
+        labels.append([str(row["prompt"]), f"{row['loss']}: colour {row.get('color_rate', float('nan')):.0%}, shape {row.get('shape_rate', float('nan')):.0%}"])
+    save_sheet(path, sheet(cells, label_width=230, row_labels=labels))
 
 
 def percent(row: Dict[str, object], key: str) -> str:
@@ -148,7 +136,7 @@ def percent(row: Dict[str, object], key: str) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]]):
-    from nerfedit.cli import NerfeditArgumentParser
+    from nerfedit.commandline import NerfeditArgumentParser
 
     p = NerfeditArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--loss", default="lmc", choices=("lmc", "bridge", "nfsd"), help="the loss under test; plain SDS runs beside it (default: lmc)")
@@ -177,15 +165,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.nerf.generate.config import nerfedit_generate_config
+    from nerfedit.eval.judging import load_judge_option, read_and_score
+
     from nerfedit.nerf.common.validate import check_prior
+    from nerfedit.nerf.generate.config import nerfedit_generate_config
 
     check_prior(args.prior, None, "auto")
-    judge = None
-    if args.judge != "none":
-        from nerfedit.judge.model import load_judge
-
-        judge = load_judge(None if args.judge == "default" else args.judge)
+    judge = load_judge_option(args.judge)
     args.steps = args.steps or nerfedit_generate_config().max_num_iterations
     out = Path(args.out)
     stamp = time.strftime("%Y-%m-%d_%H%M%S")
@@ -211,14 +197,8 @@ def evaluate(args) -> int:
             "object_pixels": float((rendered["accumulation"] > 0.5).float().mean()),
         }  # fmt: skip
         if judge is not None:
-            from nerfedit.judge.model import judge_images
-
-            wanted = prompted_words(prompt)
             for key, images in (("", views[i]), ("albedo_", rendered["rgb"].clamp(0, 1))):
-                read = judge_images(images, judge=judge)
-                row[f"{key}read"] = {"color": read["color"], "shape": read["shape"]}
-                row[f"{key}color_rate"] = float(np.mean([c == wanted["color"] for c in read["color"]]))
-                row[f"{key}shape_rate"] = float(np.mean([s == wanted["shape"] for s in read["shape"]]))
+                row.update({f"{key}{name}": value for name, value in read_and_score(judge, images, prompted_words(prompt)).items()})
         rows.append(row)
     total_seconds = time.perf_counter() - start
 

@@ -1,6 +1,6 @@
 """Shared test fixtures: tiny randomly initialised Stable-Diffusion-format priors loaded through the real loader.
 
-    tiny_prior_dir     (session) folder with a tiny ε-prediction SD model in diffusers layout (tests/tiny_sd.py)
+    tiny_prior_dir     (session) folder with a tiny ε-prediction SD model in diffusers layout (nerfedit/priors/tiny.py)
     tiny_prior_dir_v   (session) the same with a v-prediction scheduler (SD 2.x style)
     tiny_prior         a DiffusionPrior loaded from `tiny_prior_dir` with `load_prior` (fresh per test)
     tiny_prior_v       the same from `tiny_prior_dir_v`
@@ -15,15 +15,12 @@ to use more.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tiny_sd import build_tiny_sd  # noqa: E402
+from nerfedit.priors.tiny import build_tiny_sd
 
 torch.set_num_threads(int(os.environ.get("NERFEDIT_TEST_THREADS", "1")))
 

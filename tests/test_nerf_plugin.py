@@ -50,10 +50,10 @@ def digest(folder: Path) -> str:
 
 @pytest.fixture(scope="module")
 def prior_dir(tmp_path_factory) -> Path:
-    """The embedded toy prior if shipped, else the tiny random SD model (tests/tiny_sd.py)."""
+    """The embedded toy prior if shipped, else the tiny random SD model (nerfedit/priors/tiny.py)."""
     if (TOY / "unet").is_dir():
         return TOY
-    from tiny_sd import build_tiny_sd
+    from nerfedit.priors.tiny import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("tiny_sd_nerf"))
 

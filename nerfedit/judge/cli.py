@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-from typing import List
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -75,18 +74,8 @@ def run_judge(args: argparse.Namespace) -> None:
             )
 
 
-def main(argv: List[str] = None) -> None:
-    """Stand-alone entry point (`python -m nerfedit.judge.cli …`) until the lead wires `judge` into `nerfedit`."""
-    from nerfedit.errors import exit_with
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`nerfedit ARGV`, with ARGV starting with "judge" (as tests call it): the `nerfedit` dispatcher mounts this module."""
+    from nerfedit.cli import main as nerfedit_main
 
-    parser = argparse.ArgumentParser(prog="nerfedit")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as error:
-        exit_with(error)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return nerfedit_main(argv)

@@ -227,8 +227,6 @@ def save_pipeline(
     model_index.json names the classes of each component (safety_checker/feature_extractor null);
     weights are safetensors in `dtype`. Returns the folder.
     """
-    import diffusers
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     build_tokenizer(tokenizer_words, folder / "tokenizer")
@@ -242,6 +240,14 @@ def save_pipeline(
         config = json.loads(config_path.read_text())
         if config.pop("_name_or_path", None) is not None:
             config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_model_index(folder)
+    return folder
+
+
+def write_model_index(folder: Path) -> None:
+    """model_index.json of a DDPM-scheduled SD pipeline without safety checker, as `save_pretrained` writes it."""
+    import diffusers
+
     model_index = {
         "_class_name": "StableDiffusionPipeline",
         "_diffusers_version": diffusers.__version__,
@@ -255,8 +261,7 @@ def save_pipeline(
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
     }
-    (folder / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
-    return folder
+    (Path(folder) / "model_index.json").write_text(json.dumps(model_index, indent=2) + "\n")
 
 
 def weights_size_bytes(folder: Union[str, Path]) -> int:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -120,18 +120,8 @@ def run_scene(args: argparse.Namespace) -> None:
     print(f"wrote {args.views} views of {color} {shape} on {floor} to {args.out}")
 
 
-def main(argv=None) -> None:
-    """Stand-alone entry point (`python -m nerfedit.world.cli …`) until the lead wires `world` into `nerfedit`."""
-    from nerfedit.errors import exit_with
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`nerfedit ARGV`, with ARGV starting with "world" (as tests call it): the `nerfedit` dispatcher mounts this module."""
+    from nerfedit.cli import main as nerfedit_main
 
-    parser = argparse.ArgumentParser(prog="nerfedit")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except UserError as error:
-        exit_with(error)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
+    return nerfedit_main(argv)

@@ -1,6 +1,6 @@
 """A tiny, randomly initialised Stable-Diffusion-format model, written to disk in diffusers layout.
 
-Tests (and `scripts/bench_losses.py`) build it, `save_pretrained` every component into a folder laid
+Tests (tests/conftest.py) and `scripts/bench_losses.py` build it, `save_pretrained` every component into a folder laid
 out like a hub snapshot (model_index.json, scheduler/, tokenizer/, text_encoder/, vae/, unet/) and
 load it back through the real `nerfedit.priors.load_prior`, so the loader is exercised too.
 
@@ -69,6 +69,8 @@ def build_tiny_sd(
         vae_channels: VAE block widths (multiples of 8); each level after the first halves the resolution.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    from nerfedit.priors.toy_models import write_model_index
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
@@ -125,21 +127,5 @@ def build_tiny_sd(
     vae.save_pretrained(folder / "vae")
     unet.save_pretrained(folder / "unet")
     scheduler.save_pretrained(folder / "scheduler")
-    (folder / "model_index.json").write_text(
-        json.dumps(
-            {
-                "_class_name": "StableDiffusionPipeline",
-                "_diffusers_version": "0.42.1",
-                "feature_extractor": [None, None],
-                "requires_safety_checker": False,
-                "safety_checker": [None, None],
-                "scheduler": ["diffusers", "DDPMScheduler"],
-                "text_encoder": ["transformers", "CLIPTextModel"],
-                "tokenizer": ["transformers", "CLIPTokenizer"],
-                "unet": ["diffusers", "UNet2DConditionModel"],
-                "vae": ["diffusers", "AutoencoderKL"],
-            },
-            indent=2,
-        )
-    )
+    write_model_index(folder)
     return folder

@@ -1,0 +1,9 @@
+"""Scoring edits and generations: what `scripts/eval_*.py`, `scripts/run_*_eval.py` and the training scripts share.
+
+    psnr       PSNR of whole images, and outside an object mask (per image, or a summary over views)
+    masks      growing object masks by a few pixels
+    judging    what the judge reads on images, and how often that matches the prompt
+    sheets     contact sheets: rows of image cells with labels, captions and pass/fail bars
+
+No module here imports nerfstudio (orbit rendering of a trained NeRF stays with the NeRF scripts).
+"""

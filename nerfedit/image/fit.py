@@ -1,0 +1,76 @@
+"""Editing an image of any size: the `--fit` square goes through `edit_image` and comes back by the `--paste` rule.
+
+    edit_image_any_size(prior, image, target=…, source=…, fit="crop", paste="replace") → FittedEdit
+
+The rule itself (which square, how it is pasted back) is `nerfedit.image.io.to_square`/`from_square`;
+this module runs the edit between them, so `nerfedit edit-image` and any other caller share one path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nerfedit.image import io
+from nerfedit.image.edit import EditConfig, EditHistory, StepCallback, edit_image
+from nerfedit.losses.base import DistillationConfig, DistillationLoss
+
+
+@dataclass
+class FittedEdit:
+    """The result of `edit_image_any_size`, at the input's width and height."""
+
+    image: np.ndarray
+    """The edited image, float32 [H, W, 3] in [0, 1]."""
+    history: EditHistory
+    """The optimisation's history (its latents are of the prior's square)."""
+    frames: List[np.ndarray] = field(default_factory=list)
+    """The snapshots of `config.save_progress_every`, each pasted into the input like `image`."""
+
+
+def to_hwc(images: Tensor) -> np.ndarray:
+    """First image of a [B, 3, H, W] tensor → float32 numpy [H, W, 3]."""
+    return images[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def edit_image_any_size(
+    prior,
+    image: np.ndarray,
+    *,
+    target: str,
+    source: Optional[str] = None,
+    loss: Union[DistillationLoss, DistillationConfig, str, None] = None,
+    config: Optional[EditConfig] = None,
+    fit: io.Fit = "crop",
+    paste: io.Paste = "replace",
+    progress: bool = True,
+    callback: Optional[StepCallback] = None,
+) -> FittedEdit:
+    """Edit `image` (float [H, W, 3] in [0, 1], any size) from `source` towards `target`.
+
+    Its `fit` square is resized to `prior.resolution`, edited by `edit_image` and put back by `paste`
+    (`replace`: the decoded edit; `delta`: the input plus decoded edit − decoded source). The result
+    has the input's size; pixels outside the square (`fit="crop"`) are the input's.
+    """
+    square, placement = io.to_square(image, prior.resolution, fit)
+    x = torch.from_numpy(square).permute(2, 0, 1)[None].contiguous()
+    edited, history = edit_image(prior, x, target=target, source=source, loss=loss, config=config, progress=progress, callback=callback)
+    reconstructed = _reconstruction(prior, x) if paste == "delta" else None
+
+    def pasted(images: Tensor) -> np.ndarray:
+        return io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
+
+    return FittedEdit(pasted(edited), history, [pasted(frame) for _, frame in history.snapshot_images])
+
+
+@torch.no_grad()
+def _reconstruction(prior, images: Tensor) -> np.ndarray:
+    """The unedited square as the prior's VAE gives it back (what `paste="delta"` subtracts)."""
+    return to_hwc(prior.decode_latents(prior.encode_images(images.to(prior.device))))
+
+
+__all__ = ["FittedEdit", "edit_image_any_size", "to_hwc"]
