@@ -39,8 +39,11 @@ import numpy as np
 import torch
 
 from nerfedit.errors import UserError, exit_with
+from nerfedit.losses.catalog import DEFAULT_TEXT_TO_3D_LOSS, GENERATING_LOSS_NAMES
 
 PROG = "run_text_to_3d_eval.py"
+BASELINE_LOSS = "sds"
+"""Plain SDS runs beside the loss under test, at the same budget."""
 PROMPTS = (
     "a red cube on a wooden floor",
     "a blue sphere on grass",
@@ -139,7 +142,8 @@ def parse_args(argv: Optional[Sequence[str]]):
     from nerfedit.commandline import NerfeditArgumentParser
 
     p = NerfeditArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--loss", default="lmc", choices=("lmc", "bridge", "nfsd"), help="the loss under test; plain SDS runs beside it (default: lmc)")
+    under_test = tuple(name for name in GENERATING_LOSS_NAMES if name != BASELINE_LOSS)
+    p.add_argument("--loss", default=DEFAULT_TEXT_TO_3D_LOSS, choices=under_test, help=f"the loss under test; plain SDS runs beside it (default: {DEFAULT_TEXT_TO_3D_LOSS})")
     p.add_argument("--prior", default="toy", help="prior name or folder (default: toy)")
     p.add_argument("--steps", type=int, default=None, help="training steps per run (default: the method's --max-num-iterations)")
     p.add_argument("--seed", type=int, default=0, help="--machine.seed of every run (default: 0)")
@@ -175,7 +179,7 @@ def evaluate(args) -> int:
     args.steps = args.steps or nerfedit_generate_config().max_num_iterations
     out = Path(args.out)
     stamp = time.strftime("%Y-%m-%d_%H%M%S")
-    losses = [args.loss, "sds"]
+    losses = [args.loss, BASELINE_LOSS]
     jobs = [(prompt, loss) for prompt in PROMPTS[: args.prompts] for loss in losses]
     print(f"{len(jobs)} runs of {args.steps} steps (prior {args.prior}, seed {args.seed}), {args.workers} at a time on {args.threads} thread(s) each")
 
