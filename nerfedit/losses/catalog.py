@@ -189,15 +189,21 @@ def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "p
     """The defaults of field `key` over `names`, grouped: "sds 100; dds/cds/nfsd 7.5; lmc 15; bridge 40".
 
     `which`: "paper" (2D) or "text_to_3d" (paper defaults with the text-to-3D overrides)."""
-    groups: Dict[str, list] = {}
+    values = {}
     for name in names:
         item = CATALOG[name]
-        values = dict(item.paper_defaults)
+        defaults = dict(item.paper_defaults)
         if which == "text_to_3d":
-            values.update(item.text_to_3d or {})
-        if key not in values:
-            continue
-        value = values[key]
+            defaults.update(item.text_to_3d or {})
+        if key in defaults:
+            values[name] = defaults[key]
+    return grouped_text(values)
+
+
+def grouped_text(values: Mapping[str, object]) -> str:
+    """{loss: value} as "sds 100; dds/cds/nfsd 7.5; …": losses with the same value share one entry."""
+    groups: Dict[str, list] = {}
+    for name, value in values.items():
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         groups.setdefault(text, []).append(name)
     return "; ".join(f"{'/'.join(group)} {value}" for value, group in groups.items())
@@ -230,5 +236,6 @@ __all__ = [
     "defaults_text",
     "entry",
     "generating_entry",
+    "grouped_text",
     "loss_list_help",
 ]

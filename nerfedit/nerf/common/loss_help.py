@@ -3,11 +3,11 @@ tyro's "(default: None)". Used as `Annotated[Optional[float], per_loss_default("
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Tuple
 
 import tyro
 
-from nerfedit.losses.catalog import LOSS_NAMES, LOSSES, NerfEditDefaults, defaults_text
+from nerfedit.losses.catalog import LOSS_NAMES, LOSSES, NerfEditDefaults, defaults_text, grouped_text
 
 
 def per_loss_default(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "paper") -> object:
@@ -18,10 +18,7 @@ def per_loss_default(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str =
 
 def nerf_edit_default(read: Callable[[NerfEditDefaults], object]) -> object:
     """tyro marker like `per_loss_default`, for a NeRF-editing default (`LossEntry.nerf`) of every loss."""
-    groups: Dict[str, List[str]] = {}
-    for item in LOSSES:
-        groups.setdefault(str(read(item.nerf)), []).append(item.name)
-    text = "; ".join(f"{'/'.join(names)} {value}" for value, names in groups.items())
+    text = grouped_text({item.name: read(item.nerf) for item in LOSSES})
     return tyro.conf.arg(help_behavior_hint=f"(default per loss: {text})")
 
 
