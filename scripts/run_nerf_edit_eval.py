@@ -25,9 +25,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
-
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,44 +77,6 @@ def held_out_cameras(views: int, seed: int):
     return orbit_cameras(views, seed=seed, elevation_range=(20.0, 50.0))
 
 
-def to_nerfstudio(orbit_cameras_: List, run: Path, size: int, device: torch.device):
-    """World-frame orbit cameras → nerfstudio `Cameras` in the run's dataparser frame."""
-    from nerfstudio.cameras.cameras import Cameras, CameraType
-
-    transforms = json.loads((run / "dataparser_transforms.json").read_text())
-    transform = torch.tensor(transforms["transform"], dtype=torch.float32)
-    scale = float(transforms["scale"])
-    c2w = torch.tensor(np.stack([c.c2w() for c in orbit_cameras_]), dtype=torch.float32)
-    c2w = transform[None] @ c2w  # [N, 3, 4]
-    c2w[:, :3, 3] *= scale
-    focal = torch.tensor([[c.intrinsics(size)[0]] for c in orbit_cameras_], dtype=torch.float32)
-    return Cameras(
-        camera_to_worlds=c2w,
-        fx=focal,
-        fy=focal,
-        cx=torch.full_like(focal, size / 2.0),
-        cy=torch.full_like(focal, size / 2.0),
-        width=torch.full((len(orbit_cameras_), 1), size, dtype=torch.long),
-        height=torch.full((len(orbit_cameras_), 1), size, dtype=torch.long),
-        camera_type=CameraType.PERSPECTIVE,
-    ).to(device)
-
-
-@torch.no_grad()
-def render_fields(pipeline, cameras) -> Dict[str, torch.Tensor]:
-    """Source and edited renders [N, 3, H, W] in [0, 1] (eval mode, as ns-render)."""
-    from nerfedit.nerf.common.render import ray_bundle, render_image, to_image
-
-    model = pipeline.model
-    model.eval()
-    source, edited = [], []
-    for i in range(len(cameras)):
-        bundle, height, width = ray_bundle(cameras[i : i + 1], 0, pipeline.device)
-        source.append(to_image(render_image(model.source, bundle, 1 << 14), height, width).clamp(0, 1).cpu())
-        edited.append(to_image(render_image(model, bundle, 1 << 14), height, width).clamp(0, 1).cpu())
-    return {"source": torch.cat(source), "edited": torch.cat(edited)}
-
-
 def contact_sheet(gt: torch.Tensor, source: torch.Tensor, edited: torch.Tensor, path: Path, views: int = 8) -> None:
     """GT | source | edited, one held-out view a row, ×2."""
     from nerfedit.eval.sheets import Cell, contact_sheet as sheet, save_sheet
@@ -147,6 +106,7 @@ def main(argv=None) -> int:
     import nerfedit.nerf  # noqa: F401  (run-time CPU workarounds)
     from nerfedit.eval.judging import agreement, read
     from nerfedit.eval.masks import dilate
+    from nerfedit.eval.orbit import edit_renders, load_run, run_frame_cameras
     from nerfedit.eval.psnr import psnr_outside_summary
     from nerfedit.judge.model import load_judge
     from nerfedit.world.render import ObjectSpec
@@ -165,12 +125,9 @@ def main(argv=None) -> int:
         run = args.skip_training.resolve()
     train_seconds = time.time() - started
 
-    from nerfstudio.utils.eval_utils import eval_setup
-
-    _, pipeline, _, step = eval_setup(run / "config.yml", test_mode="inference")
+    pipeline, step = load_run(run / "config.yml")
     orbit = held_out_cameras(args.views, args.seed)
-    cameras = to_nerfstudio(orbit, run, size, pipeline.device)
-    renders = render_fields(pipeline, cameras)
+    renders = edit_renders(pipeline, run_frame_cameras(orbit, run, size, pipeline.device))
     truth = render_views(obj, orbit, size)
     gt = torch.from_numpy(truth["images"]).permute(0, 3, 1, 2).float()
     masks = torch.from_numpy(truth["masks"])

@@ -108,18 +108,6 @@ def train(prompt: str, loss: str, output_dir: Path, timestamp: str, args) -> Dic
     return {"config": config, "seconds": seconds}
 
 
-def orbit_views(config_path: Path) -> Dict[str, torch.Tensor]:
-    """The run's model (loaded as ns-render loads it) rendered from the judged orbit: lit and rgb (unlit albedo)
-    [VIEWS, 3, H, W] and accumulation [VIEWS, 1, H, W]."""
-    from nerfstudio.utils.eval_utils import eval_setup
-
-    from nerfedit.nerf.generate.pipeline import circle_cameras, lit_renders
-
-    _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
-    cameras = circle_cameras(VIEWS, ELEVATION, RADIUS, FOCAL, pipeline.datamanager.config.eval_resolution)
-    return lit_renders(pipeline.model, cameras)
-
-
 def contact_sheet(path: Path, rows: List[Dict[str, object]], views: Dict[int, torch.Tensor], every: int = 2) -> None:
     """One row per run: every `every`-th judged view, labelled with the prompt, the loss and what the judge read."""
     from nerfedit.eval.sheets import Cell, contact_sheet as sheet, save_sheet
@@ -170,6 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def evaluate(args) -> int:
     from nerfedit.eval.judging import load_judge_option, read_and_score
+    from nerfedit.eval.orbit import generated_renders
 
     from nerfedit.nerf.common.validate import check_prior
     from nerfedit.nerf.generate.config import nerfedit_generate_config
@@ -194,7 +183,7 @@ def evaluate(args) -> int:
     rows: List[Dict[str, object]] = []
     views: Dict[int, torch.Tensor] = {}
     for i, ((prompt, loss), run) in enumerate(zip(jobs, runs)):
-        rendered = orbit_views(run["config"])
+        rendered = generated_renders(run["config"], VIEWS, ELEVATION, RADIUS, FOCAL)
         views[i] = rendered["lit"]
         row: Dict[str, object] = {
             "prompt": prompt, "loss": loss, "seconds": run["seconds"], "run": str(run["config"].parent),

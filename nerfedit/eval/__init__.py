@@ -4,6 +4,7 @@
     masks      growing object masks by a few pixels
     judging    what the judge reads on images, and how often that matches the prompt
     sheets     contact sheets: rows of image cells with labels, captions and pass/fail bars
+    orbit      renders of trained NeRF runs (edited or generated) from orbit cameras, to be scored
 
-No module here imports nerfstudio (orbit rendering of a trained NeRF stays with the NeRF scripts).
+Only `orbit` imports nerfstudio, inside its functions; the other modules score plain image tensors.
 """

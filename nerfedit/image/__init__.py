@@ -1,5 +1,6 @@
 """2D editing and text-to-image on the loss core: `edit_image`, `edit_latents`, `generate_image` (see `edit`),
-images of any size (see `fit`), file I/O (see `io`), and the `edit-image`/`generate-image` commands (see `cli`).
+their settings, optimiser, schedule and history (see `optim`), images of any size (see `fit`), file I/O (see `io`),
+and the `edit-image`/`generate-image` commands (see `cli`).
 
 Attributes are imported lazily so that `nerfedit.image.io` (and `nerfedit --help`) don't import torch.
 """

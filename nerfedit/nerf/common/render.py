@@ -15,7 +15,7 @@ image exactly and the gradient is the one of the image the loss saw.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,6 +47,27 @@ def scaled_camera(cameras: Cameras, index: int, short_side: int) -> Cameras:
             distortion_params=camera.distortion_params,
         )
     return camera
+
+
+def orbit_to_cameras(orbit: Sequence, size: int, transform: Optional[Tensor] = None, scale: float = 1.0) -> Cameras:
+    """`nerfedit.orbit.OrbitCamera`s (world frame, z up, focal in image widths) as nerfstudio `Cameras` of square
+    `size`-pixel images; with a run's dataparser `transform` [3, 4] and `scale`, in that run's frame."""
+    c2w = torch.tensor(np.stack([camera.c2w() for camera in orbit]), dtype=torch.float32)  # [N, 4, 4]
+    if transform is None:
+        c2w = c2w[:, :3]
+    else:
+        c2w = transform[None] @ c2w  # [N, 3, 4]
+        c2w[:, :3, 3] *= scale
+    focal = torch.tensor([[camera.intrinsics(size)[0]] for camera in orbit], dtype=torch.float32)
+    return Cameras(
+        camera_to_worlds=c2w,
+        fx=focal,
+        fy=focal,
+        cx=torch.full_like(focal, size / 2.0),
+        cy=torch.full_like(focal, size / 2.0),
+        width=torch.full((len(orbit), 1), size, dtype=torch.long),
+        height=torch.full((len(orbit), 1), size, dtype=torch.long),
+    )
 
 
 def focus_point(cameras: Cameras) -> Tensor:

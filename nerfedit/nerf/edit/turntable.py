@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -15,6 +15,13 @@ from nerfedit.nerf.common.video import side_by_side, write_video
 
 
 @torch.no_grad()
+def source_and_edited(model, camera: Cameras, chunk: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """[1, 3, H, W] renders of the frozen source and of the edited field from one camera (in the model's mode)."""
+    bundle, height, width = ray_bundle(camera, 0, model.device)
+    return to_image(render_image(model.source, bundle, chunk), height, width), to_image(render_image(model, bundle, chunk), height, width)
+
+
+@torch.no_grad()
 def turntable_frames(model, cameras: Cameras, frames: int, chunk: int, short_side: Optional[int] = None) -> List[np.ndarray]:
     """uint8 [H, 2W+gap, 3] frames: the frozen source (left) and the edited field (right), eval mode."""
     was_training = model.training
@@ -22,10 +29,7 @@ def turntable_frames(model, cameras: Cameras, frames: int, chunk: int, short_sid
     panels = []
     try:
         for camera in turntable_cameras(cameras, frames, short_side):
-            bundle, height, width = ray_bundle(camera, 0, model.device)
-            source = to_image(render_image(model.source, bundle, chunk), height, width)
-            edited = to_image(render_image(model, bundle, chunk), height, width)
-            panels.append(side_by_side(source, edited))
+            panels.append(side_by_side(*source_and_edited(model, camera, chunk)))
     finally:
         model.train(was_training)
     return panels

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Optional, Sequence, Tuple, Type
 
-import numpy as np
 import torch
 import tyro
 
@@ -38,6 +37,7 @@ from nerfedit.losses.catalog import DEFAULT_TEXT_TO_3D_LOSS, GENERATING_LOSS_NAM
 from nerfedit.losses.output import SkippedSteps
 from nerfedit.nerf.common.loss_help import loss_choice, per_loss_default
 from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
+from nerfedit.nerf.common.render import orbit_to_cameras
 from nerfedit.nerf.generate.datamanager import GenerateDataManagerConfig
 from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
 from nerfedit.nerf.generate.model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
@@ -99,10 +99,7 @@ def resolve_loss(loss: GenerateLossConfig, max_num_iterations: Optional[int] = N
 def circle_cameras(views: int, elevation_deg: float, distance: float, focal: float, resolution: int) -> Cameras:
     """`views` cameras evenly spaced in azimuth on a circle at `elevation_deg`, looking at the origin: the toy
     world's `OrbitCamera`s (z up, focal in image widths) as nerfstudio `Cameras` — turntable and evaluation views."""
-    orbit = [OrbitCamera(elevation_deg, 360.0 * i / views, distance, focal) for i in range(views)]
-    fx, fy, cx, cy = orbit[0].intrinsics(resolution)
-    c2w = torch.tensor(np.stack([camera.c2w()[:3] for camera in orbit]), dtype=torch.float32)
-    return Cameras(camera_to_worlds=c2w, fx=fx, fy=fy, cx=cx, cy=cy, width=resolution, height=resolution)
+    return orbit_to_cameras([OrbitCamera(elevation_deg, 360.0 * i / views, distance, focal) for i in range(views)], resolution)
 
 
 @torch.no_grad()
