@@ -30,7 +30,6 @@ from nerfedit.losses.catalog import (
 _LAZY = {
     "DistillationConfig": "nerfedit.losses.base",
     "DistillationLoss": "nerfedit.losses.base",
-    "PAPER_DEFAULTS": "nerfedit.losses.base",
     "ScoreDistillationLoss": "nerfedit.losses.base",
     "LossOutput": "nerfedit.losses.output",
     "SkippedSteps": "nerfedit.losses.output",

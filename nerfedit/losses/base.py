@@ -30,7 +30,7 @@ from typing import ClassVar, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor
 
-from nerfedit.losses.catalog import CATALOG, DEFAULT_EDIT_LOSS, LOSSES, LossName, entry
+from nerfedit.losses.catalog import CATALOG, DEFAULT_EDIT_LOSS, LossName, entry
 from nerfedit.losses.output import LossOutput, finish
 
 Prompt = Union[str, Sequence[str]]
@@ -89,10 +89,6 @@ class DistillationConfig:
             self,
             **{f.name: defaults[f.name] for f in fields(self) if getattr(self, f.name) is None and f.name in defaults},
         )
-
-
-PAPER_DEFAULTS: Dict[str, Dict[str, object]] = {item.name: dict(item.paper_defaults) for item in LOSSES}
-"""Each loss's paper defaults by name (read from the catalogue)."""
 
 
 @dataclass
