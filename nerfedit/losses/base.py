@@ -24,7 +24,7 @@ Conventions shared by all losses (each module's docstring repeats the ones it us
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import ClassVar, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import torch

@@ -4,10 +4,13 @@ guard, composition of losses, and the one counter of skipped steps every caller 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:  # base.py imports this module: names for annotations only
+    from nerfedit.losses.base import DistillationConfig, DistillationLoss
 
 
 @dataclass

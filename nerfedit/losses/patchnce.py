@@ -17,7 +17,7 @@ rows only. The locations are drawn from the step's generator, one permutation pe
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
