@@ -83,8 +83,22 @@ def test_backward_gives_exactly_out_grad_through_a_non_leaf(tiny_prior, name):
     assert not out.skipped and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
     assert torch.equal(leaf.grad, 2.0 * out.grad)
     assert out.t.shape == (1,) and "t" in out.terms
-    value = out.terms["dds"] + 3.0 * out.terms["patchnce"] if name == "cds" else out.terms[name]
+    value = out.terms["dds"] + 3.0 * (16 * 16 / 64**2) * out.terms["patchnce"] if name == "cds" else out.terms[name]
     assert float(out.loss.detach()) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("side", [8, 16])
+def test_cds_weighs_patchnce_as_the_official_code_at_every_latent_size(tiny_prior, side):
+    """Official step 2000/(h·w)·δ + λ∇ℓ_con; ours 2000/64²·δ + λ'∇ℓ_con: the same direction iff λ' = λ·(h·w)/64²."""
+    g = torch.Generator().manual_seed(side)
+    z_source = torch.randn(1, 4, side, side, generator=g)
+    z = (z_source + 0.3 * torch.randn(1, 4, side, side, generator=g)).requires_grad_(True)
+    cds = run(make_loss("cds", tiny_prior), z, z_source, seed=3)
+    dds = run(make_loss("cds", tiny_prior, patchnce_weight=0.0), z, z_source, seed=3)
+    weight = 3.0 * side * side / 64**2
+    assert float(cds.loss.detach()) == pytest.approx(cds.terms["dds"] + weight * cds.terms["patchnce"])
+    assert torch.equal(cds.t, dds.t) and cds.terms["dds"] == pytest.approx(dds.terms["dds"])
+    assert not torch.allclose(cds.grad, dds.grad)  # PatchNCE still acts
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

@@ -19,9 +19,15 @@ DDS_CODE_GRAD_SCALE = 2000 / (64 * 64)
 """0.48828125. The DDS notebook and the CDS code back-propagate `2000 · Σ(z·δ) / (h·w)` and step SGD with lr 0.1;
 at SD's 64×64 latent (512² images) that is δ × 2000/4096 per element. We fold that CONSTANT into DDS/CDS/SDS's
 default `grad_scale`, not its 1/(h·w): at 64² latents the step is the official one; at other sizes our DDS
-gradient is the official one × (h·w)/64² (1/16 of it at the toy prior's 16² latents, 1/4 at 256-px renders),
-while CDS's PatchNCE term is not scaled (as in the official code), so PatchNCE then weighs (64²/(h·w))× more
-against DDS than the CDS paper's λ = 3 means (16× at 16² latents)."""
+gradient is the official one × (h·w)/64² (1/16 of it at the toy prior's 16² latents, 1/4 at 256-px renders), so a
+learning rate means the same per-element step at every size. CDS's PatchNCE term is weighed by the same factor
+(`CDS_REFERENCE_LATENT_PIXELS`), so that DDS : PatchNCE is the official code's balance at every size."""
+
+CDS_REFERENCE_LATENT_PIXELS = 64 * 64
+"""h·w of the latent at which the CDS code's λ = 3 was set (SD, 512² images). CDS weighs PatchNCE by
+λ · (h·w) / 4096: with DDS's size-independent `DDS_CODE_GRAD_SCALE` our CDS step is then the official code's step
+× (h·w)/4096 at EVERY latent size — the same direction, DDS and PatchNCE in the paper's proportion. (With λ alone,
+PatchNCE weighed 16× more against DDS at the toy prior's 16² latents than in the official code.)"""
 
 NFSD_NEGATIVE_PROMPT = (
     "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, gloomy"
@@ -223,6 +229,7 @@ def loss_list_help(names: Tuple[str, ...], default: str, width: int = 100) -> st
 
 __all__ = [
     "CATALOG",
+    "CDS_REFERENCE_LATENT_PIXELS",
     "DDS_CODE_GRAD_SCALE",
     "GENERATING_LOSS_NAMES",
     "LOSSES",

@@ -1,6 +1,6 @@
 """Contrastive Denoising Score (Nam, Kwon, Park, Ye, CVPR 2024):  CDS = DDS + λ·PatchNCE.
 
-    ∇_z L_CDS = ∇_z L_DDS + λ ∇_z ℓ_con(z, ẑ)            CDS Eqs. 4–6, λ = 3.0 (w_cut), w_dds = 1
+    ∇_z L_CDS = ∇_z L_DDS + λ' ∇_z ℓ_con(z, ẑ),   λ' = λ · (h·w)/64²      CDS Eqs. 4–6, λ = 3.0 (w_cut), w_dds = 1
 
 One step, as the official code (`pipeline_cds.py`):
   pass 1  no grad, ONE UNet call of 4B rows (dds.py) → the DDS gradient, and — captured on the way — the
@@ -9,13 +9,15 @@ One step, as the official code (`pipeline_cds.py`):
 PatchNCE between them (patchnce.py) back-propagates through pass 2 to z only: ẑ is never differentiated.
 The official pass 2 runs both CFG halves and keeps the conditional row; we run only that row.
 CFG (DDS form) s = 7.5, t ∈ [50, 949), w = 1. The DDS part carries `grad_scale` (2000/64², the code's
-`2000 · loss`); the PatchNCE part is added unscaled with weight λ, as in the code (`cutloss * w_cut`). At latents
-other than 64² that fixed scale shifts the balance towards PatchNCE (`catalog.DDS_CODE_GRAD_SCALE`).
+`2000 · Σ(z·δ)/(h·w)` at 64² latents); the code adds PatchNCE with weight λ (`cutloss * w_cut`). Our DDS scale does
+not follow the code's 1/(h·w), so PatchNCE is weighed λ' = λ·(h·w)/64²: the step is then the official one × (h·w)/64²
+at every latent size, the paper's balance (`catalog.CDS_REFERENCE_LATENT_PIXELS`); at 64² λ' = λ.
 """
 
 from __future__ import annotations
 
 from nerfedit.losses.base import StepInputs
+from nerfedit.losses.catalog import CDS_REFERENCE_LATENT_PIXELS
 from nerfedit.losses.dds import DeltaDenoisingScore
 from nerfedit.losses.output import LossOutput, finish, weighted_sum
 from nerfedit.losses.patchnce import PatchNCELoss
@@ -26,7 +28,7 @@ COND_SRC_ROWS = 2
 
 
 class ContrastiveDenoisingScore(DeltaDenoisingScore):
-    """CDS: `weighted_sum([(1, dds), (λ, patchnce)])` over one shared DDS pass (shared t, ε and source features)."""
+    """CDS: `weighted_sum([(1, dds), (λ', patchnce)])` over one shared DDS pass (shared t, ε and source features)."""
 
     name = "cds"
 
@@ -41,4 +43,9 @@ class ContrastiveDenoisingScore(DeltaDenoisingScore):
             source = {name: f.chunk(4)[COND_SRC_ROWS].detach() for name, f in store.features.items()}
         dds = finish(inputs.z, grad, inputs.t, grad_scale=self.config.grad_scale, name="dds")
         nce = self.patchnce.from_features(inputs.z, inputs.t, inputs.eps, inputs.prompts, source, inputs.generator)  # pass 2
-        return weighted_sum([(1.0, "dds", dds), (self.config.patchnce_weight, "patchnce", nce)])
+        return weighted_sum([(1.0, "dds", dds), (self.patchnce_weight(inputs.z), "patchnce", nce)])
+
+    def patchnce_weight(self, z) -> float:
+        """λ' = λ · (h·w)/64²: the CDS code's DDS : PatchNCE balance at this latent size (module docstring)."""
+        height, width = z.shape[-2:]
+        return self.config.patchnce_weight * height * width / CDS_REFERENCE_LATENT_PIXELS
