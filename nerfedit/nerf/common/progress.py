@@ -190,6 +190,8 @@ class PhaseProgressWriter(LocalWriter):
 
     def _new_announcements(self, step: int) -> List[str]:
         phase = phase_at(self.phases, step)
+        if step >= phase.end - 1:  # the phase is over: its expected time is no news
+            return []
         if phase.name in self._announced or self.times.measured_steps(phase) < min(ANNOUNCE_AFTER, phase.steps - 1):
             return []
         if self.times.seconds_per_step(phase) is None:
