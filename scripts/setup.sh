@@ -25,4 +25,7 @@ echo "pinning $(cat "$constraints")"
 "$PY" -m pip install -c "$constraints" -e ".[dev]"
 # Fixes only what is broken on this machine (CPU-only torchvision); a no-op on CUDA machines.
 "$PY" -m nerfedit.compat --apply
+# System libraries that nerfstudio's commands need and pip cannot install (open3d, for ns-export, needs libusb):
+# installed here when running as root with apt-get, else the exact command is printed and ns-train still works.
+bash scripts/system_libraries.sh "$PY" || echo "nerfedit: ns-export will not work until the library above is installed"
 echo "nerfedit is set up. Activate with: source .venv/bin/activate (unless you used your own env)"

@@ -345,7 +345,7 @@ class NerfEditPipeline(VanillaPipeline):
     def _after_train(self, step: int) -> None:
         if not self.model.source_frozen or self.config.turntable_frames <= 0 or self.run_dir is None:
             return
-        from nerfedit.nerf.edit.turntable import write_turntable
+        from nerfedit.nerf.edit.turntable import turntable_labels, write_turntable
 
         path = write_turntable(
             self.model,
@@ -354,5 +354,6 @@ class NerfEditPipeline(VanillaPipeline):
             frames=self.config.turntable_frames,
             fps=self.config.turntable_fps,
             chunk=self.config.render_chunk,
+            labels=turntable_labels(*self.prompts()),
         )
         CONSOLE.print(f"nerfedit: before | after turntable written to {path}")

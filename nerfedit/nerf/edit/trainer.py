@@ -7,19 +7,18 @@ the edit's iteration (the pipeline's `edit_step` back-propagates; the trainer st
     --load-dir … of a nerfedit run + --pipeline.reuse-source → a new edit of that run's frozen source
     no checkpoint                                           → reconstruct for reconstruct_steps, then edit
 
-Ctrl-C saves a checkpoint before exiting, so an interrupted edit resumes where it stopped (a killed
-one resumes from its last periodic checkpoint, every `--steps-per-save` steps).
+Ctrl-C during the steps saves a checkpoint before exiting (code 130), so an interrupted edit resumes where it
+stopped (a killed one resumes from its last periodic checkpoint, every `--steps-per-save` steps); Ctrl-C after the
+last step (turntable, viewer wait) keeps the final checkpoint (`nerf/common/lifecycle.py`).
 Bad input is reported as one line (`nerfedit: error: …`, exit code 2) before anything is written.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Type, cast
+from typing import List, Type, cast
 
 import torch
 
@@ -27,8 +26,10 @@ from nerfstudio.engine.trainer import TRAIN_INTERATION_OUTPUT
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from nerfedit.errors import UserError, exit_with
+from nerfedit.nerf.common.lifecycle import INTERRUPTED_EXIT_CODE, LifecycleTrainer
+from nerfedit.nerf.common.progress import Phase
 from nerfedit.nerf.common.validate import check_prior, check_prompts, check_scene
-from nerfedit.nerf.common.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
+from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.edit.loss_config import apply_loss_defaults
 from nerfedit.nerf.edit.source import (
     checkpoint_path,
@@ -40,8 +41,6 @@ from nerfedit.nerf.edit.source import (
 )
 
 PROG = "nerfedit"
-INTERRUPTED_EXIT_CODE = 130
-"""Exit status after Ctrl-C (128 + SIGINT), once the checkpoint is saved."""
 
 
 def validate(config: "NerfEditTrainerConfig") -> None:
@@ -104,7 +103,7 @@ class NerfEditTrainerConfig(ValidatedTrainerConfig):
         validate(self)
 
 
-class NerfEditTrainer(ValidatedTrainer):
+class NerfEditTrainer(LifecycleTrainer):
     """Trainer whose checkpoint loading tells a nerfacto source from a nerfedit run to resume, and whose iterations
     after the reconstruction are edit steps."""
 
@@ -139,15 +138,19 @@ class NerfEditTrainer(ValidatedTrainer):
             CONSOLE.print(f"nerfedit: loaded {'the source of ' if reuse else ''}{info.kind} checkpoint {path}")
         self._set_step_budget()
 
-    def _set_step_budget(self) -> None:
-        """max_num_iterations = the steps LEFT: (reconstruct_steps or the loaded edit start) + edit_steps − start."""
-        pipeline_config = self.pipeline.config
-        model = self.pipeline.model
+    def phases(self) -> List[Phase]:
+        """Reconstruct (unless the source is loaded or already frozen), then edit: absolute steps, as checkpoints
+        count them, whatever step this process starts at."""
+        config, model = self.pipeline.config, self.pipeline.model
         if model.source_frozen:
-            total = int(model.edit_start_step) + pipeline_config.edit_steps
-        else:
-            total = pipeline_config.reconstruct_steps + pipeline_config.edit_steps
-        self.config.max_num_iterations = max(0, total - self._start_step)
+            start = int(model.edit_start_step)
+            return [Phase("edit", start, start + config.edit_steps)]
+        reconstruct = config.reconstruct_steps
+        return [Phase("reconstruct", 0, reconstruct), Phase("edit", reconstruct, reconstruct + config.edit_steps)]
+
+    def _set_step_budget(self) -> None:
+        """max_num_iterations = the steps LEFT: the end of the last phase − start."""
+        self.config.max_num_iterations = max(0, self.phases()[-1].end - self._start_step)
         self.step = max(0, self._start_step - 1)  # what _after_train saves if no step is left to run
         if self.config.max_num_iterations == 0:
             CONSOLE.print("nerfedit: this run has finished all its steps; nothing left to train")
@@ -211,14 +214,8 @@ class NerfEditTrainer(ValidatedTrainer):
             if scheduler is not None:
                 scheduler.base_lrs = [lr for _ in scheduler.base_lrs]
 
-    def train(self) -> None:
-        try:
-            super().train()
-        except KeyboardInterrupt:
-            self._save_on_interrupt()
-
-    def _save_on_interrupt(self) -> None:
-        """Ctrl-C mid-step k: the parameters are those after step k−1; save them as step k−1 and exit."""
+    def interrupted_while_training(self) -> None:
+        """Ctrl-C mid-step k: the parameters are those after step k−1; save them as step k−1 and exit 130."""
         last_done = self.step - 1
         run = self.config.get_base_dir()
         if last_done >= self._start_step:
@@ -229,9 +226,4 @@ class NerfEditTrainer(ValidatedTrainer):
             )
         else:
             CONSOLE.print("nerfedit: interrupted before the first step finished; nothing new to save")
-        self.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # os._exit, not sys.exit: the viewer's and torch's native threads can abort interpreter teardown
-        # ("terminate called without an active exception"); the checkpoint is already on disk.
-        os._exit(INTERRUPTED_EXIT_CODE)
+        self.exit_now(INTERRUPTED_EXIT_CODE)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Type
+from typing import ClassVar, List, Type
 
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -32,7 +32,9 @@ from nerfstudio.plugins.types import MethodSpecification
 from nerfedit.errors import UserError, exit_with
 from nerfedit.nerf.common.device import DEFAULT_DEVICE
 from nerfedit.nerf.common.validate import check_prior
-from nerfedit.nerf.common.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
+from nerfedit.nerf.common.lifecycle import LifecycleTrainer
+from nerfedit.nerf.common.progress import Phase
+from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.generate.model import GenerateModelConfig
 from nerfedit.nerf.generate.pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
 
@@ -92,10 +94,14 @@ class GenerateTrainerConfig(ValidatedTrainerConfig):
         validate(self)
 
 
-class GenerateTrainer(ValidatedTrainer):
-    """nerfstudio's Trainer; a bad input or an unloadable prior/corrective is one line, before training."""
+class GenerateTrainer(LifecycleTrainer):
+    """nerfstudio's Trainer; a bad input or an unloadable prior/corrective is one line, before training; Ctrl-C
+    after the last step keeps the final checkpoint (`nerf/common/lifecycle.py`)."""
 
     config: GenerateTrainerConfig
+
+    def phases(self) -> List[Phase]:
+        return [Phase("generate", 0, self._start_step + self.config.max_num_iterations)]
 
 
 def nerfedit_generate_config() -> GenerateTrainerConfig:

@@ -38,6 +38,7 @@ from nerfedit.losses.output import SkippedSteps
 from nerfedit.nerf.common.loss_help import loss_choice, per_loss_default
 from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
 from nerfedit.nerf.common.render import orbit_to_cameras
+from nerfedit.nerf.common.video import with_progress
 from nerfedit.nerf.generate.datamanager import GenerateDataManagerConfig
 from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
 from nerfedit.nerf.generate.model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
@@ -103,24 +104,28 @@ def circle_cameras(views: int, elevation_deg: float, distance: float, focal: flo
 
 
 @torch.no_grad()
-def render_outputs(model: GenerateModel, cameras: Cameras, outputs: Sequence[str] = ("rgb",)) -> Dict[str, torch.Tensor]:
-    """Eval-mode renders of every camera: {output: [N, C, H, W]} (generfacto's `rgb` is albedo over its background)."""
+def render_outputs(
+    model: GenerateModel, cameras: Cameras, outputs: Sequence[str] = ("rgb",), progress: Optional[str] = None
+) -> Dict[str, torch.Tensor]:
+    """Eval-mode renders of every camera: {output: [N, C, H, W]} (generfacto's `rgb` is albedo over its background);
+    with `progress`, under a progress bar of that title."""
     was_training = model.training
     model.eval()
+    views = range(len(cameras)) if progress is None else with_progress(range(len(cameras)), progress)
     try:
-        renders = [model.get_outputs_for_camera(cameras[i : i + 1].to(model.device)) for i in range(len(cameras))]
+        renders = [model.get_outputs_for_camera(cameras[i : i + 1].to(model.device)) for i in views]
     finally:
         model.train(was_training)
     return {name: torch.stack([r[name].permute(2, 0, 1).cpu() for r in renders]) for name in outputs}
 
 
 @torch.no_grad()
-def lit_renders(model: GenerateModel, cameras: Cameras) -> Dict[str, torch.Tensor]:
+def lit_renders(model: GenerateModel, cameras: Cameras, progress: Optional[str] = None) -> Dict[str, torch.Tensor]:
     """`render_outputs` plus "lit": the albedo under the toy world's light (`object_shading`: ambient, sky and the
     sun `VIEW_SUN`, no shadows on the object) over the background (with `floor_height`, its floor lit by the same
     sun, in the object's shadow). generfacto's `rgb` is unlit albedo, a flat silhouette; lit, the object shows
     its shape as the world's images (and the judge) show objects."""
-    out = render_outputs(model, cameras, ("rgb", "accumulation", "normals", "background"))
+    out = render_outputs(model, cameras, ("rgb", "accumulation", "normals", "background"), progress)
     last = {name: out[name].permute(0, 2, 3, 1) for name in out}  # channels last
     normals = density_normals(last["normals"], last["accumulation"])
     lit = lit_composite(last["rgb"] - last["background"], last["background"], normals, VIEW_SUN)
@@ -275,7 +280,7 @@ class GeneratePipeline(VanillaPipeline):
         as mp4 (and a PNG strip)."""
         from nerfedit.image.io import save_progress
 
-        images = lit_renders(self.model, self.turntable_cameras(self.config.turntable_frames))["lit"]
+        images = lit_renders(self.model, self.turntable_cameras(self.config.turntable_frames), "Rendering the turntable")["lit"]
         frames = [image.permute(1, 2, 0).numpy() for image in images]
         save_progress(path.with_suffix(".png"), frames[:: max(1, len(frames) // 8)])
         return save_progress(path, frames, fps=self.config.turntable_fps)
