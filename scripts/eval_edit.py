@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.commandline import quiet_libraries
+    from nerfedit.quiet import quiet_libraries
     from nerfedit.eval.colour_swaps import edit_all, held_out_colour_swaps
     from nerfedit.eval.judging import agreement, load_judge_option, read
     from nerfedit.eval.psnr import psnr_outside
