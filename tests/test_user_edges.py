@@ -122,8 +122,11 @@ def _ns_train(method: str, flags, tmp_path: Path) -> int:
 
 
 def _small_flags(data: Path, out: Path, *extra: str):
+    """A tiny budget, so that input that is NOT refused (a regression) costs seconds, not a whole run."""
     return ["--data", str(data), "--output-dir", str(out), "--pipeline.prior", str(TOY),
-            "--pipeline.source-prompt", SOURCE, "--pipeline.target-prompt", TARGET, *extra]  # fmt: skip
+            "--pipeline.source-prompt", SOURCE, "--pipeline.target-prompt", TARGET,
+            "--pipeline.reconstruct-steps", "2", "--pipeline.edit-steps", "1", "--pipeline.edit-resolution", "32",
+            "--pipeline.turntable-frames", "0", *extra]  # fmt: skip
 
 
 @pytest.fixture
