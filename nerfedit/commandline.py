@@ -2,7 +2,10 @@
 
 - Bad input is the user's to fix: ONE line `nerfedit: error: …` on stderr, exit code 2, nothing
   written — found before the prior is loaded or any long work starts (`NerfeditArgumentParser`,
-  the bounded number types, `check_outputs`).
+  the bounded number types, `check_outputs`). An existing output file is replaced only with
+  `--overwrite` (`nerfedit.outputs`); a prompt word the prior does not know is refused
+  (`nerfedit.priors.words`).
+- `--threads N` sets torch's threads; a busy machine gets one warning line (`nerfedit.threads`).
 - `--help` shows `(default: …)` beside every option that has one (`HelpFormatter`).
 - torch is imported only inside the functions that need it, so building a parser stays fast.
 """
@@ -75,6 +78,16 @@ def prompt_text(text: Optional[str], option: str) -> str:
     return text
 
 
+def source_prompt_text(text: Optional[str], loss: str, option: str = "--source") -> Optional[str]:
+    """The source prompt, whitespace collapsed; missing or blank is a `UserError` when `loss` needs one
+    (`catalog.check_source_prompt`), None when it does not and none was given."""
+    from nerfedit.losses import catalog
+
+    text = " ".join(text.split()) if text is not None else None
+    catalog.check_source_prompt(loss, text, option)
+    return text
+
+
 # ---- prior and device --------------------------------------------------------------------------------
 
 
@@ -88,6 +101,21 @@ def add_prior_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, … (default: cuda if available, else cpu)")
     group.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default=None, help="network precision (default: fp16 on CUDA, fp32 on CPU)")
+    add_threads_option(group)
+
+
+def add_threads_option(parser) -> None:
+    """--threads N (torch.set_num_threads); see `nerfedit.threads` for why it matters on shared machines."""
+    from nerfedit.threads import THREADS_HELP
+
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def add_overwrite_option(parser) -> None:
+    """--overwrite: without it an existing output file is an error (`nerfedit.outputs.check_new_file`)."""
+    from nerfedit.outputs import OVERWRITE_HELP
+
+    parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
 
 def resolve_device(name: Optional[str]):
@@ -107,54 +135,38 @@ def resolve_device(name: Optional[str]):
     return device
 
 
-def quiet_libraries() -> None:
-    """Silence diffusers/transformers info chatter and loading bars (our own bar stays)."""
-    try:
-        import diffusers.utils.logging as dlog
-
-        dlog.set_verbosity_error()
-        dlog.disable_progress_bar()
-    except Exception:
-        pass
-    try:
-        import transformers.utils.logging as tlog
-
-        tlog.set_verbosity_error()
-        tlog.disable_progress_bar()
-    except Exception:
-        pass
-
-
 def load_prior_from_args(args: argparse.Namespace):
-    """Device check, then the prior of `--prior/--device/--dtype` (the one slow part of start-up)."""
+    """Threads and device, then the prior of `--prior/--device/--dtype` (the one slow part of start-up)."""
+    from nerfedit.threads import set_threads
+
+    set_threads(getattr(args, "threads", None))
     device = resolve_device(args.device)
-    quiet_libraries()
     from nerfedit.priors import load_prior
 
     return load_prior(args.prior, device=device, dtype=args.dtype)
 
 
-def warn_unknown_words(prior, prompts: Dict[str, Optional[str]]) -> None:
-    """One warning line per prompt with words the prior's tokenizer does not know (the run goes on)."""
-    for option, text in prompts.items():
-        if not text:
-            continue
-        unknown = prior.unknown_words(text)
-        if unknown:
-            words = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
-            print(f"{PROG}: warning: the prior '{prior.name}' does not know {words} in {option}; running anyway", file=sys.stderr)
+def check_words_then_start(prior, prompts: Dict[str, Optional[str]]) -> None:
+    """The last check before the work: the one rule of `nerfedit.priors.words` (a prompt word the prior does not
+    know is a one-line error); then, input known good, the one-line warning of a busy machine (`nerfedit.threads`)."""
+    from nerfedit.priors.words import refuse_unknown_words
+    from nerfedit.threads import warn_if_oversubscribed
+
+    refuse_unknown_words(prior.unknown_words, prior.name, prompts)
+    warn_if_oversubscribed(PROG)
 
 
 # ---- outputs -----------------------------------------------------------------------------------------
 
 
-def check_outputs(out: str, save_progress: Optional[str], inputs: Sequence[str]) -> None:
-    """`--out` (an image) and `--save-progress` (a strip or video) are writable, new to the inputs, of a known type."""
+def check_outputs(out: str, save_progress: Optional[str], inputs: Sequence[str], overwrite: bool = False) -> None:
+    """`--out` (an image) and `--save-progress` (a strip or video) are writable, new to the inputs, of a known type,
+    and not existing files unless `overwrite`."""
     from nerfedit.image.io import PROGRESS_SUFFIXES, check_output_path
 
-    check_output_path(out, inputs=inputs)
+    check_output_path(out, inputs=inputs, overwrite=overwrite)
     if save_progress:
-        check_output_path(save_progress, inputs=[*inputs, out], suffixes=PROGRESS_SUFFIXES, what="--save-progress")
+        check_output_path(save_progress, inputs=[*inputs, out], suffixes=PROGRESS_SUFFIXES, what="--save-progress", overwrite=overwrite)
         if save_progress.lower().endswith(".mp4"):
             try:
                 import imageio_ffmpeg  # noqa: F401

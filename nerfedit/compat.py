@@ -7,6 +7,9 @@ Run by the set-up command (`python -m nerfedit.compat --apply`); without `--appl
    `torchvision::qnms`, which don't exist, and `import torchvision` raises. We guard those two
    registrations on `torchvision.extension._has_ops()` — the same guard the file already uses for
    every other op — so a torchvision whose ops DO load (every CUDA install) is left as it is.
+2. nerfstudio imports its fields, which emit torch's deprecation warnings, before ns-train loads any plugin;
+   so the filters of `nerfedit.quiet` are installed at interpreter start-up by a one-line `nerfedit_quiet.pth`
+   in site-packages (it only adds warning filters, and does nothing if nerfedit is not importable).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ _GUARDED = (
     "else (lambda fn: fn))  # nerfedit: guarded, see nerfedit/compat.py"
 )
 _PATCHED_OPS = ("nms", "qnms")
+QUIET_PTH = "nerfedit_quiet.pth"
+_QUIET_PTH_LINE = 'import sys; exec("try:\\n import nerfedit.quiet as q; q.install()\\nexcept Exception:\\n pass")\n'
 
 
 def torchvision_imports() -> bool:
@@ -55,12 +60,24 @@ def guard_torchvision_meta_registrations() -> str:
     return f"patched {path}: torchvision {'imports now' if ok else 'STILL FAILS to import'}"
 
 
+def install_quiet_pth() -> str:
+    """Write `nerfedit_quiet.pth` into the site-packages nerfedit is installed in (see item 2 above)."""
+    import sysconfig
+
+    path = Path(sysconfig.get_paths()["purelib"]) / QUIET_PTH
+    if path.exists() and path.read_text() == _QUIET_PTH_LINE:
+        return f"{path}: already there"
+    path.write_text(_QUIET_PTH_LINE)
+    return f"wrote {path}: third-party deprecation warnings are filtered from start-up"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nerfedit.compat", description=__doc__.split("\n")[0])
     parser.add_argument("--apply", action="store_true", help="apply the workarounds this machine needs")
     args = parser.parse_args(argv)
     if args.apply:
         print(f"nerfedit.compat: {guard_torchvision_meta_registrations()}")
+        print(f"nerfedit.compat: {install_quiet_pth()}")
         return 0 if torchvision_imports() else 1
     print(f"nerfedit.compat: torchvision {'imports' if torchvision_imports() else 'does NOT import (run --apply)'}")
     return 0

@@ -66,7 +66,7 @@ def contact_sheet(path: Path, data, results: Dict[str, Dict[str, object]], rows:
 
 
 def parse_args(argv: Sequence[str] | None):
-    from nerfedit.commandline import NerfeditArgumentParser
+    from nerfedit.commandline import NerfeditArgumentParser, add_overwrite_option
 
     p = NerfeditArgumentParser(prog="eval_edit.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prior", default="toy", help="prior name or folder (default: toy)")
@@ -88,6 +88,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_overwrite_option(p)
     args = p.parse_args(argv)
     if args.num <= 0 or args.steps <= 0 or args.batch <= 0:
         p.error("--num, --steps and --batch must be positive")
@@ -104,18 +105,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def evaluate(args) -> int:
-    from nerfedit.commandline import quiet_libraries
     from nerfedit.eval.colour_swaps import edit_all, held_out_colour_swaps
     from nerfedit.eval.judging import agreement, load_judge_option, read
     from nerfedit.eval.psnr import psnr_outside
     from nerfedit.image.edit import EditConfig
     from nerfedit.priors import load_prior
+    from nerfedit.quiet import quiet_libraries
 
     names = [s.strip() for s in args.losses.split(",") if s.strip()]
     if args.sheet:
         from nerfedit.image.io import check_output_path
 
-        check_output_path(args.sheet, suffixes=(".png",), what="--sheet")
+        check_output_path(args.sheet, suffixes=(".png",), what="--sheet", overwrite=args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet_libraries()

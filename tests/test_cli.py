@@ -251,13 +251,14 @@ def test_edit_image_is_bit_identical_with_a_fixed_seed(image, tmp_path, tiny_pri
     assert np.array_equal(outs[0], outs[1])
 
 
-def test_unknown_words_warn_but_run(image, tmp_path, tiny_prior_dir, capsys):
+def test_unknown_words_are_refused(image, tmp_path, tiny_prior_dir, capsys):
+    """One rule for every command (`nerfedit.priors.words`): editing towards an unknown token edits towards noise."""
     out = tmp_path / "out.png"
     argv = ["edit-image", image, "--loss", "sds", "--target", "a blue cube ☃", "--prior", tiny_prior_dir, "--steps", "1", "--out", out, "--quiet"]
-    assert run_main(argv) == 0
-    err = capsys.readouterr().err
-    assert "warning" in err and "'☃'" in err
-    assert out.exists()
+    assert run_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nerfedit: error: ") and "'☃'" in err[0]
+    assert not out.exists()
 
 
 def test_generate_image_writes_the_prior_resolution(tmp_path, tiny_prior_dir, capsys):

@@ -87,7 +87,7 @@ def _ns_train(args: List[str]) -> None:
         (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "dds"], "cannot generate from text"),
         (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "cds"], "cannot generate from text"),
         (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "fancy"], "unknown loss 'fancy'"),
-        (["--pipeline.prompt", "a red cube", "--pipeline.prior", "/no/such/prior"], "unknown prior"),
+        (["--pipeline.prompt", "a red cube", "--pipeline.prior", "/no/such/prior"], "no such folder"),
         (["--pipeline.prompt", "a red cube", "--pipeline.prior", "nobody/no-such-model"], "not available"),
         (["--pipeline.prompt", "a red cube", "--max-num-iterations", "0"], "--max-num-iterations"),
         (["--pipeline.prompt", "a red cube", "--pipeline.loss.name", "sds", "--pipeline.loss.fixed-eps", "True"], "LMC-SDS's option"),

@@ -200,6 +200,7 @@ def _config(prior_dir: Path, **pipeline):
     config = nerfedit_small_config()
     config.pipeline.datamanager.data = SCENE
     config.pipeline.prior = str(prior_dir)
+    config.pipeline.source_prompt = SOURCE_PROMPT
     config.pipeline.target_prompt = TARGET_PROMPT
     for key, value in pipeline.items():
         setattr(config.pipeline, key, value)

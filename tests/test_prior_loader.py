@@ -87,7 +87,7 @@ def test_hub_id_offline_and_not_cached_names_the_offline_prior(monkeypatch):
     with pytest.raises(PriorUnavailable) as info:
         load_prior(hub_id, device="cpu")
     text = one_line(info.value)
-    assert hub_id in text and "--prior toy" in text and "--prior DIR" in text
+    assert hub_id in text and "--prior toy" in text and "--prior DIR" in text and f"hf download {hub_id}" in text
 
 
 def test_folder_without_unet_is_unavailable(tiny_prior_dir, tmp_path):

@@ -83,6 +83,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--out", required=True, help="output image (.png, .jpg, …); never the input")
     group.add_argument("--save-progress", metavar="PATH", default=None, help="also write the optimisation as a strip (.png) or a video (.gif, .mp4)")
     group.add_argument("--progress-every", type=cl.positive_int, default=None, help="steps between frames of --save-progress (default: steps/10)")
+    cl.add_overwrite_option(group)
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -153,7 +154,7 @@ def add_generate_image(subparsers) -> argparse.ArgumentParser:
 
 def check_outputs(args: argparse.Namespace, inputs: Sequence[str]) -> None:
     """The output paths, and a timestep range that is not empty, before any work."""
-    cl.check_outputs(args.out, args.save_progress, inputs)
+    cl.check_outputs(args.out, args.save_progress, inputs, overwrite=args.overwrite)
     if args.t_min is not None and args.t_max is not None and args.t_min >= args.t_max:
         raise UserError(f"--t-min ({args.t_min}) must be below --t-max ({args.t_max})")
 
@@ -221,9 +222,7 @@ def run_edit_image(args: argparse.Namespace) -> int:
     from nerfedit.image import io
 
     target = cl.prompt_text(args.target, "--target")
-    source = " ".join(args.source.split()) if args.source is not None else None
-    if catalog.CATALOG[args.loss].needs_source and source is None:
-        raise UserError(f"--loss {args.loss} needs --source, a description of the input image (e.g. \"a red cube on a wooden floor\")")
+    source = cl.source_prompt_text(args.source, args.loss)
     check_outputs(args, inputs=[args.image])
     original = io.load_image(args.image)  # missing/unreadable → UserError, before any model is loaded
 
@@ -232,7 +231,7 @@ def run_edit_image(args: argparse.Namespace) -> int:
     prior = cl.load_prior_from_args(args)
     loss = build_loss(args, prior)
     config = edit_config(args)
-    cl.warn_unknown_words(prior, {"--source": source, "--target": target})
+    cl.check_words_then_start(prior, {"--source": source, "--target": target})
     result = edit_image_any_size(
         prior, original, target=target, source=source, loss=loss, config=config, fit=args.fit, paste=args.paste, progress=not args.quiet
     )
@@ -259,7 +258,7 @@ def run_generate_image(args: argparse.Namespace) -> int:
     prior = cl.load_prior_from_args(args)
     loss = build_loss(args, prior)
     config = edit_config(args)
-    cl.warn_unknown_words(prior, {"--prompt": prompt})
+    cl.check_words_then_start(prior, {"--prompt": prompt})
     images, history = generate_image(prior, prompt, loss=loss, config=config, init=args.init, progress=not args.quiet)
     frames = [to_hwc(frame) for _, frame in history.snapshot_images]
     io.save_image(args.out, to_hwc(images))

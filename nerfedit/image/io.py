@@ -23,7 +23,6 @@ imports torch or loads a prior.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Literal, Sequence, Tuple, Union
@@ -31,6 +30,7 @@ from typing import List, Literal, Sequence, Tuple, Union
 import numpy as np
 
 from nerfedit.errors import UserError
+from nerfedit.outputs import atomic_write, check_new_file, check_writable_folder
 
 PathLike = Union[str, os.PathLike]
 Fit = Literal["crop", "squash"]
@@ -100,26 +100,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename, so a failure leaves no partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=str(path.parent))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def save_image(path: PathLike, image: np.ndarray) -> Path:
     """Write float [H, W, 3] in [0, 1] (or uint8) as an 8-bit image; format from the suffix."""
     import imageio.v3 as iio
 
     path = Path(path)
     data = image if image.dtype == np.uint8 else to_uint8(image)
-    _atomic_write(path, lambda tmp: iio.imwrite(tmp, data, extension=path.suffix.lower()))
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, data, extension=path.suffix.lower()))
     return path
 
 
@@ -139,13 +126,13 @@ def save_progress(path: PathLike, frames: Sequence[np.ndarray], fps: int = 8) ->
     if suffix == ".png":
         rows = -(-len(frames) // STRIP_COLUMNS)
         data = strip(frames, -(-len(frames) // rows))
-        _atomic_write(path, lambda tmp: iio.imwrite(tmp, data, extension=".png"))
+        atomic_write(path, lambda tmp: iio.imwrite(tmp, data, extension=".png"))
     elif suffix == ".gif":
         stack = np.stack(frames)
-        _atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, extension=".gif", duration=1000 / fps, loop=0))
+        atomic_write(path, lambda tmp: iio.imwrite(tmp, stack, extension=".gif", duration=1000 / fps, loop=0))
     elif suffix == ".mp4":
         stack = np.stack([_pad_to_even(f) for f in frames])
-        _atomic_write(
+        atomic_write(
             path,
             lambda tmp: iio.imwrite(tmp, stack, extension=".mp4", plugin="FFMPEG", fps=fps, macro_block_size=1),
         )
@@ -182,11 +169,16 @@ def _fit_side(image: np.ndarray, side: int) -> np.ndarray:
 # ---- checks made before any work ------------------------------------------------------------------
 
 
-def check_output_path(out: PathLike, *, inputs: Sequence[PathLike] = (), suffixes: Sequence[str] = IMAGE_SUFFIXES, what: str = "--out") -> Path:
-    """Raise `UserError` unless `out` can be written: a known suffix, an existing writable folder, not an input.
-
-    Checks only; nothing is created.
-    """
+def check_output_path(
+    out: PathLike,
+    *,
+    inputs: Sequence[PathLike] = (),
+    suffixes: Sequence[str] = IMAGE_SUFFIXES,
+    what: str = "--out",
+    overwrite: bool = False,
+) -> Path:
+    """Raise `UserError` unless `out` can be written: a known suffix, an existing writable folder, not an input,
+    and not an existing file unless `overwrite` (`nerfedit.outputs`). Checks only; nothing is left behind."""
     out = Path(out)
     if out.suffix.lower() not in suffixes:
         raise UserError(f"{what} '{out}': unsupported file type '{out.suffix}'; use one of {', '.join(suffixes)}")
@@ -195,13 +187,8 @@ def check_output_path(out: PathLike, *, inputs: Sequence[PathLike] = (), suffixe
     for other in inputs:
         if _same_file(out, Path(other)):
             raise UserError(f"{what} '{out}' is the input image; choose another name (nerfedit never overwrites its input)")
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"{what} '{out}': folder '{folder}' does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{what} '{out}': folder '{folder}' is not writable")
-    if out.exists() and not os.access(out, os.W_OK):
-        raise UserError(f"{what} '{out}' exists and is not writable")
+    check_writable_folder(out.parent, f"{what} '{out}'")
+    check_new_file(out, what, overwrite)
     return out
 
 

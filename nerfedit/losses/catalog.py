@@ -191,6 +191,16 @@ def generating_entry(name: str, option: str = "--loss", what: str = "") -> LossE
     return entry(name, option, GENERATING_LOSS_NAMES)
 
 
+def check_source_prompt(name: str, source: Optional[str], option: str) -> None:
+    """A loss that contrasts against the source (`needs_source`) needs a source prompt that says something:
+    with '' CDS/DDS would contrast against the unconditional prediction and silently do another edit."""
+    if name in CATALOG and CATALOG[name].needs_source and not (source or "").strip():
+        raise UserError(
+            f"loss '{name}' needs {option}, a description of the input as it is (e.g. \"a red cube on a wooden "
+            f"floor\"){'; it is empty' if source is not None else ''}"
+        )
+
+
 def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "paper") -> str:
     """The defaults of field `key` over `names`, grouped: "sds 100; dds/cds/nfsd 7.5; lmc 15; bridge 40".
 

@@ -29,6 +29,9 @@ as a nerfstudio 1.1.x plugin, split by what each part serves:
 `edit` and `generate` never import each other; the lighting they share with the toy world is `nerfedit.shading`.
 """
 
+from nerfedit import quiet
 from nerfedit.nerf.common import cpu_compat
 
+quiet.install()
 cpu_compat.apply()
+quiet.quiet_nerfstudio()

@@ -11,6 +11,7 @@ import torch
 
 from nerfedit.errors import UserError
 from nerfedit.priors.prior import DiffusionPrior
+from nerfedit.quiet import quiet_libraries
 
 TOY_PRIOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "toy"
 
@@ -30,33 +31,44 @@ class PriorUnavailable(UserError):
     """The prior's weights can't be had here (not cached, not downloadable, not a folder)."""
 
 
-def resolve_prior(name: str) -> str:
-    """A shortcut, an existing local folder or a hub id `org/name` → what `from_pretrained` takes."""
+def looks_like_path(name: str) -> bool:
+    """A --prior value meant as a folder: it starts with . / ~, or has more slashes than a hub id `org/model`."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/") or "\\" in name
+
+
+def resolve_prior(name: str, flag: str = "--prior") -> str:
+    """A shortcut, an existing local folder or a hub id `org/name` → what `from_pretrained` takes.
+
+    `flag` is the option the user gave it with (`--prior`, `--pipeline.prior`), for the error lines."""
     if name in PRIOR_SHORTCUTS:
         return PRIOR_SHORTCUTS[name]
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
-    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+    if looks_like_path(name):
+        what = "not a folder" if Path(name).expanduser().exists() else "no such folder"
+        raise PriorUnavailable(f"{flag} {name}: {what} (a local prior is a diffusers folder with unet/, vae/, …)")
+    if name.count("/") == 1:
         return name
     raise PriorUnavailable(
-        f"unknown prior '{name}': use one of {', '.join(PRIOR_SHORTCUTS)}, a hub id like "
+        f"unknown prior '{name}' ({flag}): use one of {', '.join(PRIOR_SHORTCUTS)}, a hub id like "
         "'org/model' or a local diffusers folder"
     )
 
 
-def _unavailable(name: str, source: str, reason: str) -> PriorUnavailable:
+def _unavailable(name: str, source: str, reason: str, flag: str) -> PriorUnavailable:
+    # huggingface-hub ≥ 1.0 ships the `hf` command (it replaced `huggingface-cli`).
     return PriorUnavailable(
         f"prior '{name}' ({source}) is not available on this machine and cannot be downloaded ({reason}). "
-        f"Download it where there is network (huggingface-cli download {source} --local-dir DIR) and pass "
-        f"--prior DIR, or use --prior toy, the embedded prior that runs offline."
+        f"Download it where there is network (hf download {source} --local-dir DIR) and pass "
+        f"{flag} DIR, or use {flag} toy, the embedded prior that runs offline."
     )
 
 
-def local_folder(name: str, source: str) -> Path:
+def local_folder(name: str, source: str, flag: str = "--prior") -> Path:
     """The folder holding the prior: the given one, the hub cache, or (when online) a fresh download."""
     if Path(source).is_dir():
         if not (Path(source) / "unet").is_dir():
-            raise PriorUnavailable(f"prior folder '{source}' is not in diffusers layout (no unet/ subfolder)")
+            raise PriorUnavailable(f"{flag} {source}: not in diffusers layout (no unet/ subfolder)")
         return Path(source)
     from huggingface_hub import snapshot_download
 
@@ -65,11 +77,19 @@ def local_folder(name: str, source: str) -> Path:
     except Exception:  # not in the cache: try the hub unless told to stay offline
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        raise _unavailable(name, source, "HF_HUB_OFFLINE is set and it is not in the local cache")
+        raise _unavailable(name, source, "HF_HUB_OFFLINE is set and it is not in the local cache", flag)
     try:
         return Path(snapshot_download(source, allow_patterns=COMPONENT_FILES))
     except Exception as error:
-        raise _unavailable(name, source, type(error).__name__) from None
+        raise _unavailable(name, source, type(error).__name__, flag) from None
+
+
+def load_tokenizer(folder: Path):
+    """Only the prior's tokenizer (fast): enough to check a prompt's words before anything is written."""
+    from transformers import CLIPTokenizer
+
+    quiet_libraries()
+    return CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -81,6 +101,7 @@ def load_prior(
     name: str = "toy",
     device: Union[str, torch.device, None] = None,
     dtype: Union[str, torch.dtype, None] = None,
+    flag: str = "--prior",
 ) -> DiffusionPrior:
     """Load a latent diffusion prior through diffusers' `from_pretrained`, component by component.
 
@@ -88,6 +109,7 @@ def load_prior(
         name: `toy`, `sd14`, `sd15`, `sd21b`, a hub id or a local folder in diffusers layout.
         device: where the networks run; default CUDA if available, else CPU.
         dtype: "fp32" | "fp16" | "bf16" or a torch dtype; default fp16 on CUDA, fp32 on CPU.
+        flag: the option that named the prior (`--prior`, `--pipeline.prior`), for error lines.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
@@ -99,8 +121,9 @@ def load_prior(
         dtype = DTYPES[dtype]
     dtype = dtype or default_dtype(device)
 
-    source = resolve_prior(name)
-    folder = local_folder(name, source)
+    quiet_libraries()
+    source = resolve_prior(name, flag)
+    folder = local_folder(name, source, flag)
     try:
         scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler")
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")

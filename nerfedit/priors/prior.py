@@ -17,6 +17,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from nerfedit.priors import words
 from nerfedit.priors.attention import SelfAttentionStore, install_self_attention_capture
 
 
@@ -94,8 +95,11 @@ class DiffusionPrior:
     # ---- text -----------------------------------------------------------------------------
     @torch.no_grad()
     def encode_text(self, prompts: Union[str, Sequence[str]]) -> Tensor:
-        """Prompts → text embeddings [B, L, D]; each distinct prompt is encoded once and cached."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        """Prompts → text embeddings [B, L, D]; each distinct prompt is encoded once and cached.
+
+        Punctuation the tokenizer does not know is dropped first (`words.readable_prompt`): "… floor." reads as
+        "… floor", not as "… floor <unknown>"."""
+        prompts = [words.readable_prompt(self.tokenizer, p) for p in ([prompts] if isinstance(prompts, str) else prompts)]
         missing = sorted({p for p in prompts if p not in self._text_cache})
         if missing:
             tokens = self.tokenizer(
@@ -111,10 +115,7 @@ class DiffusionPrior:
 
     def unknown_words(self, prompt: str) -> List[str]:
         """Words of `prompt` the tokenizer maps to its unknown token (only word-level vocabularies have any)."""
-        unk = getattr(self.tokenizer, "unk_token", None)
-        if unk is None:
-            return []
-        return [w for w in prompt.replace(",", " ").split() if unk in self.tokenizer.tokenize(w)]
+        return words.unknown_words(self.tokenizer, prompt)
 
     # ---- UNet -----------------------------------------------------------------------------
     def predict_eps(self, z_t: Tensor, t: Tensor, text_embeddings: Tensor) -> Tensor:

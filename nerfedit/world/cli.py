@@ -13,7 +13,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from nerfedit.commandline import add_overwrite_option
 from nerfedit.errors import UserError
+from nerfedit.outputs import check_new_file, check_writable_folder
 from nerfedit.world.vocab import COLORS, FLOOR_KEYS, FLOORS, SHAPES, resolve_color, resolve_floor, resolve_shape
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -35,6 +37,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     render.add_argument("--size", type=int, default=64, help="image side in pixels")
     render.add_argument("--out", type=Path, required=True, help="output image (.png or .jpg)")
     render.add_argument("--mask", type=Path, default=None, help="also write the object mask here (.png)")
+    add_overwrite_option(render)
     render.set_defaults(func=run_render)
 
     scene = commands.add_parser("scene", help="write a multi-view scene in nerfstudio format")
@@ -58,11 +61,11 @@ def _check_size(size: int) -> None:
         raise UserError(f"--size must be between 8 and 1024 pixels, got {size}")
 
 
-def _check_image_path(path: Path, flag: str, suffixes=_IMAGE_SUFFIXES) -> None:
+def _check_image_path(path: Path, flag: str, overwrite: bool, suffixes=_IMAGE_SUFFIXES) -> None:
     if path.suffix.lower() not in suffixes:
         raise UserError(f"{flag} {path}: expected a file ending in {', '.join(suffixes)}")
-    if path.exists() and path.is_dir():
-        raise UserError(f"{flag} {path} is a directory")
+    check_writable_folder(path.parent, f"{flag} {path}", create=True)  # render makes the folder
+    check_new_file(path, flag, overwrite)
 
 
 def run_render(args: argparse.Namespace) -> None:
@@ -72,9 +75,9 @@ def run_render(args: argparse.Namespace) -> None:
 
     shape, color, floor = resolve_shape(args.shape), resolve_color(args.color), resolve_floor(args.floor)
     _check_size(args.size)
-    _check_image_path(args.out, "--out")
+    _check_image_path(args.out, "--out", args.overwrite)
     if args.mask is not None:
-        _check_image_path(args.mask, "--mask", (".png",))
+        _check_image_path(args.mask, "--mask", args.overwrite, (".png",))
     if args.distance is not None and args.distance <= 1.0:
         raise UserError(f"--distance must be > 1 (the object is about one unit across), got {args.distance}")
     if args.focal is not None and args.focal <= 0:

@@ -32,7 +32,7 @@ def load_configured_prior(options: PriorOptions, pipeline_device: str):
     from nerfedit.priors import load_prior
 
     dtype = None if options.prior_dtype == "auto" else options.prior_dtype
-    return load_prior(options.prior, options.prior_device or pipeline_device, dtype)
+    return load_prior(options.prior, options.prior_device or pipeline_device, dtype, flag="--pipeline.prior")
 
 
 @torch.no_grad()

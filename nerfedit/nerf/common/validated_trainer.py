@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 
 from nerfedit.errors import UserError, exit_with
+from nerfedit.threads import warn_if_oversubscribed
 
 
 @dataclass
@@ -32,6 +33,8 @@ class ValidatedTrainerConfig(TrainerConfig):
             self.validate()
         except UserError as error:
             exit_with(error, self.prog)
+        # ns-train has no --threads: torch reads OMP_NUM_THREADS at start-up (see nerfedit.threads)
+        warn_if_oversubscribed(self.prog, how="OMP_NUM_THREADS={n}")
         super().print_to_terminal()
 
 

@@ -28,7 +28,6 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from nerfedit.errors import UserError
 from nerfedit.losses.catalog import entry
 from nerfedit.losses.output import LossOutput, SkippedSteps
 from nerfedit.nerf.common.loss_help import nerf_edit_default
@@ -39,6 +38,7 @@ from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
 from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
 from nerfedit.nerf.edit.source import load_pipeline
 from nerfedit.nerf.edit.viewer import EditControls, preview, start_pause
+from nerfedit.priors.words import refuse_unknown_words
 
 
 @dataclass
@@ -144,15 +144,9 @@ class NerfEditPipeline(VanillaPipeline):
             self.check_prompts_readable(config.source_prompt, config.target_prompt)
 
     def check_prompts_readable(self, source_prompt: str, target_prompt: str) -> None:
-        """Word-level priors (toy) map unknown words to one token: that would edit towards noise, so refuse."""
+        """The one rule of `nerfedit.priors.words`: a word the prior does not know would edit towards noise."""
         prior = self.get_prior()
-        for which, prompt in (("source", source_prompt), ("target", target_prompt)):
-            unknown = prior.unknown_words(prompt)
-            if unknown:
-                raise UserError(
-                    f"the {prior.name} prior does not know the word(s) {', '.join(repr(w) for w in unknown)} "
-                    f"in the {which} prompt '{prompt}'"
-                )
+        refuse_unknown_words(prior.unknown_words, prior.name, {"the source prompt": source_prompt, "the target prompt": target_prompt})
 
     # ---- prior and loss -------------------------------------------------------------------
     def get_prior(self):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -23,6 +23,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from nerfedit.errors import UserError
+from nerfedit.nerf.edit.model import SOURCE_PREFIX
 
 # ---- which checkpoint, and what it holds -------------------------------------------------------
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d+)\.ckpt$")
@@ -30,6 +31,8 @@ EDIT_STATE_KEY = "_model.edit_start_step"
 """Key of nerfedit's edit state in a checkpoint's pipeline state: its presence marks a nerfedit checkpoint."""
 FIELD_PREFIX = "_model.field."
 """Keys of a nerfacto field in a pipeline state."""
+APPEARANCE_KEY = "field.embedding_appearance.embedding.weight"
+"""nerfacto's per-image appearance codes: one row per training image of the scene."""
 
 
 @dataclass
@@ -44,6 +47,8 @@ class CheckpointInfo:
     """"source": a nerfacto model to edit; "resume": an interrupted nerfedit run."""
     edit_start_step: int = -1
     """For "resume": the step at which editing began (-1: it was still reconstructing)."""
+    shapes: Dict[str, Tuple[int, ...]] = field(default_factory=dict, repr=False)
+    """Shape of every tensor of its model (`_model.` dropped), to check that it fits this method's model."""
 
 
 _CHECKPOINT_CACHE: Dict[Tuple[str, float], CheckpointInfo] = {}
@@ -80,12 +85,47 @@ def inspect_checkpoint(load_dir: Path, load_step: Optional[int] = None) -> Check
     pipeline = state.get("pipeline") if isinstance(state, dict) else None
     if not isinstance(pipeline, dict) or not any(k.startswith(FIELD_PREFIX) or k.startswith("_model.module.field.") for k in pipeline):
         raise UserError(f"--load-dir: {path.name} is not a nerfacto/nerfedit checkpoint (no nerfacto field in it)")
+    shapes = {k[len("_model.") :]: tuple(v.shape) for k, v in _unwrapped(pipeline).items() if k.startswith("_model.") and hasattr(v, "shape")}
     if EDIT_STATE_KEY in pipeline:
-        info = CheckpointInfo(path, int(state.get("step", step)), "resume", int(pipeline[EDIT_STATE_KEY]))
+        info = CheckpointInfo(path, int(state.get("step", step)), "resume", int(pipeline[EDIT_STATE_KEY]), shapes)
     else:
-        info = CheckpointInfo(path, int(state.get("step", step)), "source")
+        info = CheckpointInfo(path, int(state.get("step", step)), "source", shapes=shapes)
     _CHECKPOINT_CACHE[key] = info
     return info
+
+
+NOT_MODEL_STATE = ("lpips.", "edit_start_step", "device_indicator_param")
+"""State entries that are not the nerfacto model's (metrics, nerfedit's edit state, a device marker)."""
+OTHER_METHOD_HINT = (
+    "edit it with the method whose field sizes it was trained with (nerfedit for nerfacto, nerfedit-small for a small field)"
+)
+
+
+def check_checkpoint_fits(model_config, info: CheckpointInfo, reuse_source: bool) -> None:
+    """The checkpoint's nerfacto model has exactly the tensors, of the same shapes, as the model `model_config` builds
+    — checked in validation, before ns-train makes a run folder (loading it would fail later, mid-setup).
+
+    The expected shapes come from building that nerfacto on torch's meta device (no memory, a fraction of a second),
+    with the checkpoint's own number of training images (a different scene is not a different kind of checkpoint)."""
+    prefix = SOURCE_PREFIX if reuse_source and info.kind == "resume" else ""
+    given = {k[len(prefix) :]: v for k, v in info.shapes.items() if k.startswith(prefix)}
+    given = {k: v for k, v in given.items() if not k.startswith((SOURCE_PREFIX, *NOT_MODEL_STATE))}
+    expected = nerfacto_shapes(model_config, given.get(APPEARANCE_KEY, (1,))[0])
+    problems: List[str] = [f"missing {k}" for k in expected if k not in given]
+    problems += [f"unexpected {k}" for k in given if k not in expected]
+    problems += [f"{k}: {list(given[k])} here, {list(v)} in this method" for k, v in expected.items() if k in given and given[k] != v]
+    if problems:
+        raise UserError(f"--load-dir: {info.path.name} is a nerfacto model of other settings ({problems[0]}); {OTHER_METHOD_HINT}")
+
+
+def nerfacto_shapes(model_config, num_train_data: int) -> Dict[str, Tuple[int, ...]]:
+    """Tensor shapes of the nerfacto model `model_config` builds (on the meta device: nothing is allocated)."""
+    from nerfstudio.data.scene_box import SceneBox
+    from nerfstudio.models.nerfacto import NerfactoModel
+
+    with torch.device("meta"):
+        model = NerfactoModel(model_config, scene_box=SceneBox(aabb=torch.ones(2, 3)), num_train_data=num_train_data)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.startswith(NOT_MODEL_STATE)}
 
 
 def checkpoint_to_load(config: TrainerConfig) -> Optional[Tuple[Path, Optional[int]]]:
@@ -146,12 +186,8 @@ def load_source(model, state: Dict[str, Any], step: int) -> None:
         missing, unexpected = model.load_state_dict(target, strict=False)
     except RuntimeError as error:  # shape mismatch: trained with other field settings
         first = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error)[:200])
-        raise UserError(
-            f"the source checkpoint's nerfacto settings differ from this method's ({first}); "
-            "edit it with the method whose field sizes it was trained with (nerfedit for nerfacto, "
-            "nerfedit-small for a small field)"
-        ) from None
-    missing = [k for k in missing if not k.startswith(("source.", "lpips.", "edit_start_step", "device_indicator_param"))]
+        raise UserError(f"the source checkpoint's nerfacto settings differ from this method's ({first}); {OTHER_METHOD_HINT}") from None
+    missing = [k for k in missing if not k.startswith((SOURCE_PREFIX, *NOT_MODEL_STATE))]
     if missing or unexpected:
         names = (missing or unexpected)[:3]
         raise UserError(f"the source checkpoint does not match a nerfacto model ({'missing' if missing else 'unexpected'}: {', '.join(names)})")

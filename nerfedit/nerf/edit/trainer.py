@@ -28,10 +28,11 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from nerfedit.errors import UserError, exit_with
 from nerfedit.nerf.common.lifecycle import INTERRUPTED_EXIT_CODE, LifecycleTrainer
 from nerfedit.nerf.common.progress import Phase
-from nerfedit.nerf.common.validate import check_prior, check_prompts, check_scene
+from nerfedit.nerf.common.validate import check_output_dir, check_prior, check_prompts, check_scene, check_words
 from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.edit.loss_config import apply_loss_defaults
 from nerfedit.nerf.edit.source import (
+    check_checkpoint_fits,
     checkpoint_path,
     checkpoint_to_load,
     has_checkpoints,
@@ -47,8 +48,8 @@ def validate(config: "NerfEditTrainerConfig") -> None:
     """Every check that can fail before training (raises `UserError`); fills in the chosen loss's edit defaults."""
     pipeline = config.pipeline
     check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
-    check_prompts(pipeline.target_prompt)
     apply_loss_defaults(pipeline)
+    check_prompts(pipeline.target_prompt, pipeline.source_prompt, pipeline.loss.name)
     if pipeline.edit_steps <= 0:
         raise UserError(f"--pipeline.edit-steps must be positive, not {pipeline.edit_steps}")
     if pipeline.crop_scale < 1.0:
@@ -60,9 +61,12 @@ def validate(config: "NerfEditTrainerConfig") -> None:
         info = inspect_checkpoint(*given)
         if pipeline.reuse_source and info.kind == "resume" and info.edit_start_step < 0:
             raise UserError("--pipeline.reuse-source: that run was still reconstructing (no source yet); resume it instead")
+        check_checkpoint_fits(pipeline.model, info, pipeline.reuse_source)
     elif pipeline.reconstruct_steps <= 0:
         raise UserError("no source model: pass --load-dir of a trained nerfacto run, or --pipeline.reconstruct-steps > 0")
-    check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+    folder = check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+    check_words(folder, pipeline.prior, {"--pipeline.source-prompt": pipeline.source_prompt, "--pipeline.target-prompt": pipeline.target_prompt})
+    check_output_dir(config.output_dir)
 
 
 @dataclass

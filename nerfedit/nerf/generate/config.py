@@ -31,9 +31,9 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from nerfedit.errors import UserError, exit_with
 from nerfedit.nerf.common.device import DEFAULT_DEVICE
-from nerfedit.nerf.common.validate import check_prior
 from nerfedit.nerf.common.lifecycle import LifecycleTrainer
 from nerfedit.nerf.common.progress import Phase
+from nerfedit.nerf.common.validate import check_output_dir, check_prior, check_words
 from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.generate.model import GenerateModelConfig
 from nerfedit.nerf.generate.pipeline import PROG, GenerateLossConfig, GeneratePipelineConfig, resolve_loss, toy_datamanager
@@ -61,7 +61,9 @@ def validate(config: "GenerateTrainerConfig") -> None:
         raise UserError(f"--max-num-iterations must be positive, not {config.max_num_iterations}")
     if pipeline.datamanager.train_resolution <= 0:
         raise UserError(f"--pipeline.datamanager.train-resolution must be positive, not {pipeline.datamanager.train_resolution}")
-    check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+    folder = check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+    check_words(folder, pipeline.prior, {"--pipeline.prompt": pipeline.prompt})
+    check_output_dir(config.output_dir)
 
 
 def slug(prompt: str) -> str:

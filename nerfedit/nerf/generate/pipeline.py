@@ -43,6 +43,7 @@ from nerfedit.nerf.generate.datamanager import GenerateDataManagerConfig
 from nerfedit.nerf.generate.lighting import VIEW_SUN, density_normals, lit_composite
 from nerfedit.nerf.generate.model import VIEW_SUFFIX_FIELDS, GenerateModel, GenerateModelConfig
 from nerfedit.orbit import OrbitCamera
+from nerfedit.priors.words import refuse_unknown_words
 
 PROG = "nerfedit-generate"
 BRIDGE_SWITCH_FRACTION = 0.8
@@ -215,15 +216,14 @@ class GeneratePipeline(VanillaPipeline):
         return self._loss
 
     def set_prompt(self, prompt: str) -> None:
-        """Prompt the model's views with `prompt`; view suffixes with words the prior does not know are dropped
-        (the toy prior knows only its world's words), with a warning, so that they don't become noise tokens."""
+        """Prompt the model's views with `prompt` (a word the prior does not know is a `UserError`); view suffixes with
+        such words are dropped (the toy prior knows only its world's words), with a warning, so that they don't
+        become noise tokens."""
         prompt = " ".join(prompt.split())
         if not prompt:
             raise UserError('empty prompt: pass --pipeline.prompt "what to generate", e.g. "a red cube on a wooden floor"')
         prior = self.get_prior()
-        unknown = prior.unknown_words(prompt)
-        if unknown:
-            CONSOLE.print(f"{PROG}: warning: the prior '{prior.name}' does not know {', '.join(map(repr, unknown))} in the prompt")
+        refuse_unknown_words(prior.unknown_words, prior.name, {"the prompt": prompt})
         suffixes = {name: getattr(self.model.config, name) for name in VIEW_SUFFIX_FIELDS}
         dropped = {name: s for name, s in suffixes.items() if prior.unknown_words(s)}
         if dropped and self.model.config.positional_prompting != "off":
@@ -237,7 +237,12 @@ class GeneratePipeline(VanillaPipeline):
     def _apply_viewer_prompt(self) -> None:
         requested = " ".join(str(self.viewer_prompt.value).split())
         if requested and requested != self.prompt:
-            self.set_prompt(requested)
+            try:
+                self.set_prompt(requested)
+            except UserError as error:  # typed in the viewer mid-run: refuse it, keep training on the old prompt
+                CONSOLE.print(f"{PROG}: {error}; the prompt stays '{self.prompt}'")
+                self.viewer_prompt.value = self.prompt
+                return
             CONSOLE.print(f"{PROG}: prompt is now '{self.prompt}'")
 
     # ---- one step -----------------------------------------------------------------------------
