@@ -49,6 +49,17 @@ KEEP_PSNR_BAR = 26.0
 """The issue's bar: median PSNR of the kept pixels (the background) ≥ 26 dB for DDS and CDS."""
 PAIRS_SEED = 20250917
 """Seed of the held-out pairs: a stream of its own, not the training data's."""
+LEGEND = (
+    "success: the judge reads the target colour / shape / floor (by kind); still source: it reads the source word.",
+    "keep PSNR (dB): source vs edit over the pixels the edit should keep: outside the object (colour), outside source and "
+    "target objects (shape; the target's shadow moves too), the object and the sky (floor).",
+    "SSIM(src, edit): structure preservation, whole image; no object-mask IoU (the judge has no segmentation, and a mask "
+    "from the edit's own differences would not be honest). PSNR vs target: the edit against the rendered target scene "
+    "(shape swaps' targets also move the floor plane, which sits at the object's bottom).",
+    "Floor swaps' short prompts are their captions: each is edited once and counted under both prompt forms; s/edit "
+    "counts the edits made.",
+)
+"""Lines under the table: what its columns measure."""
 
 
 def parse_args(argv: Sequence[str] | None):
@@ -266,7 +277,7 @@ def markdown_report(report, table: str, bars: List[str], timing) -> str:
     from nerfedit.eval.edit_settings import describe
 
     lines += [f"- {name}: {describe(record)}" for name, record in report["settings"].items()]
-    lines += ["", table, ""]
+    lines += ["", table, "", *LEGEND, ""]
     lines += [f"- {name}: {t['edits']} edits in {t['seconds']:.0f} s, {t['skipped_steps']} steps skipped (NaN/Inf)" for name, t in timing.items()]
     if bars:
         lines += ["", "Bars (all kinds pooled):", ""] + [f"- {line}" for line in bars]
