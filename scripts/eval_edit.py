@@ -80,6 +80,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--guidance-scale", type=float, default=None, help="CFG scale for every loss (default: each loss's paper value)")
     p.add_argument("--t-min", type=int, default=None, help="smallest timestep (default: each loss's paper value)")
     p.add_argument("--t-max", type=int, default=None, help="timesteps below this (default: each loss's paper value)")
+    p.add_argument("--edit-region", choices=("none", "auto"), default="none", help="restrict each edit's gradient to its auto region (default: none)")
     p.add_argument("--batch", type=int, default=16, help="edits optimised together (independent rows; default: 16)")
     p.add_argument("--judge", default="default", help="'default' (the shipped judge), a checkpoint path, or 'none'")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here")
@@ -134,6 +135,7 @@ def evaluate(args) -> int:
     report: Dict[str, object] = {
         "num": args.num, "seed": args.seed, "steps": args.steps, "optimizer": args.optimizer, "lr": config.resolved_lr(),
         "schedule": args.schedule, "prior": args.prior, "guidance_scale": args.guidance_scale, "t_min": args.t_min, "t_max": args.t_max,
+        "edit_region": args.edit_region,
     }  # fmt: skip
     with torch.no_grad():
         recon = torch.cat([prior.decode_latents(prior.encode_images(data["images"][i : i + 32].to(device))).cpu() for i in range(0, args.num, 32)])
@@ -147,7 +149,8 @@ def evaluate(args) -> int:
     for name in names:
         start = time.perf_counter()
         settings = dict(guidance_scale=args.guidance_scale, t_min=args.t_min, t_max=args.t_max)
-        out = edit_all(prior, name, data, batch=args.batch, edit=config, progress=not args.quiet, **settings)
+        region = None if args.edit_region == "none" else args.edit_region
+        out = edit_all(prior, name, data, batch=args.batch, edit=config, progress=not args.quiet, region=region, **settings)
         psnr = psnr_outside(out["images"], data["images"], masks)
         out["psnr"] = psnr
         entry = {

@@ -47,12 +47,12 @@ def held_out_colour_swaps(n: int, seed: int, size: int) -> Dict[str, object]:
 
 
 def edit_all(
-    prior, name: str, data: Dict[str, object], *, batch: int, edit: EditConfig, progress: bool = True, **loss_settings
+    prior, name: str, data: Dict[str, object], *, batch: int, edit: EditConfig, progress: bool = True, region=None, **loss_settings
 ) -> Dict[str, object]:
     """Edit every image of `data` (from `held_out_colour_swaps`) with loss `name`, `batch` rows at a time.
 
     Batch k is seeded `edit.seed + k·batch`; `loss_settings` are `DistillationConfig` fields (None: the
-    paper's). Returns the edited images, the skipped steps and the seconds spent optimising.
+    paper's); `region` is `edit_image`'s (None or "auto"). Returns the edited images, the skipped steps and the seconds spent optimising.
     """
     from nerfedit.image.edit import edit_image
     from nerfedit.losses import build_loss
@@ -71,6 +71,7 @@ def edit_all(
             loss=loss,
             config=replace(edit, seed=edit.seed + start),
             progress=progress,
+            region=region,
         )
         edited.append(images)
         skipped += history.skipped

@@ -30,6 +30,7 @@ from nerfedit.errors import UserError, exit_with
 from nerfedit.nerf.common.validate import check_prior, check_prompts, check_scene
 from nerfedit.nerf.common.validated_trainer import ValidatedTrainer, ValidatedTrainerConfig
 from nerfedit.nerf.edit.loss_config import apply_loss_defaults
+from nerfedit.nerf.edit.region import check_edit_region
 from nerfedit.nerf.edit.source import (
     checkpoint_path,
     checkpoint_to_load,
@@ -47,7 +48,7 @@ INTERRUPTED_EXIT_CODE = 130
 def validate(config: "NerfEditTrainerConfig") -> None:
     """Every check that can fail before training (raises `UserError`); fills in the chosen loss's edit defaults."""
     pipeline = config.pipeline
-    check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
+    scene = check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
     check_prompts(pipeline.target_prompt)
     apply_loss_defaults(pipeline)
     if pipeline.edit_steps <= 0:
@@ -64,6 +65,7 @@ def validate(config: "NerfEditTrainerConfig") -> None:
     elif pipeline.reconstruct_steps <= 0:
         raise UserError("no source model: pass --load-dir of a trained nerfacto run, or --pipeline.reconstruct-steps > 0")
     check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
+    check_edit_region(pipeline, scene)
 
 
 @dataclass
