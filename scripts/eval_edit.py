@@ -74,6 +74,7 @@ def parse_args(argv: Sequence[str] | None):
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the edits (default: 0,1,2)")
     p.add_argument("--losses", default="all", help="comma-separated losses, or 'all' = every loss of the catalogue (default: all)")
     p.add_argument("--prompts", default=",".join(PROMPT_FORMS), help="prompt forms: full (captions), short (what a user types) (default: full,short)")
+    p.add_argument("--edit-region", choices=("none", "auto"), default="none", help="restrict each edit's gradient to its auto region, as edit-image --edit-region (default: none)")
     p.add_argument("--batch", type=int, default=16, help="edits optimised together (independent rows; default: 16)")
     over = p.add_argument_group("overrides of nerfedit edit-image's settings (unset: its defaults; set: labelled non-default)")
     over.add_argument("--steps", type=int, default=None)
@@ -165,6 +166,8 @@ def evaluate(args) -> int:
     settings = {name: settings[name] for name in losses}
     swaps = held_out_swaps(args.num, args.pairs_seed, prior.resolution)
     edit_options: Dict[str, object] = {}  # extra options of the edit call (one line each), passed to every edit
+    if args.edit_region != "none":
+        edit_options["region"] = args.edit_region
 
     counts = {kind: swaps.kinds.count(kind) for kind in dict.fromkeys(swaps.kinds)}
     print(f"{len(swaps)} held-out pairs (seed {args.pairs_seed}: {', '.join(f'{n} {k}' for k, n in counts.items())}), "

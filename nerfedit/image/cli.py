@@ -13,6 +13,7 @@ from typing import Sequence
 from nerfedit import commandline as cl
 from nerfedit.errors import UserError
 from nerfedit.losses import catalog
+from nerfedit.region.masks import REGION_HELP
 
 EDIT_SUMMARY = "edit an image from a source prompt towards a target prompt"
 GENERATE_SUMMARY = "text-to-image by optimisation from a grey image"
@@ -122,6 +123,7 @@ def add_edit_image(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=cl.positive_int, default=200, help="optimisation steps (DDS: 200)")
     p.add_argument("--fit", choices=("crop", "squash"), default="crop", help=FIT_HELP)
     p.add_argument("--paste", choices=("replace", "delta"), default="replace", help=PASTE_HELP)
+    p.add_argument("--edit-region", metavar="auto|none|PATH", default="none", help=REGION_HELP)
     sgd = (("sgd", "adam"), "sgd", "step", "learning rate (default: 0.1 for sgd, the DDS notebook; 0.01 for adam)")
     _shared_options(p, catalog.LOSS_NAMES, True, sgd, run_edit_image)
     return p
@@ -150,6 +152,33 @@ def add_generate_image(subparsers) -> argparse.ArgumentParser:
 
 
 # ---- from arguments to configs -----------------------------------------------------------------------
+
+
+def region_argument(args: argparse.Namespace, source, target: str, image_shape):
+    """`--edit-region` checked before any model is loaded: None, "auto", or the image's mask (bool [H, W]).
+
+    A mask file must exist and have the image's size; `auto` needs two different prompts (whether the prior
+    knows the differing words is checked as soon as it is loaded)."""
+    from nerfedit.region.masks import load_mask, mask_path, parse_region
+
+    option = parse_region(args.edit_region)
+    if option.kind == "none":
+        return None
+    if option.kind == "auto":
+        if source is None:
+            raise UserError("--edit-region auto needs --source (it reads the words that differ from --target)")
+        if source.split() == target.split():
+            raise UserError("--edit-region auto: --source and --target are the same words, so no region can be read from them")
+        return "auto"
+    return load_mask(mask_path(option, args.image), image_shape[:2])
+
+
+def region_output(out: str) -> str:
+    """Where the region used is written for the user to look at: `<output stem>_region.png` beside the output."""
+    from pathlib import Path
+
+    return str(Path(out).with_name(Path(out).stem + "_region.png"))
+
 
 
 def check_outputs(args: argparse.Namespace, inputs: Sequence[str]) -> None:
@@ -225,6 +254,7 @@ def run_edit_image(args: argparse.Namespace) -> int:
     source = cl.source_prompt_text(args.source, args.loss)
     check_outputs(args, inputs=[args.image])
     original = io.load_image(args.image)  # missing/unreadable → UserError, before any model is loaded
+    region = region_argument(args, source, target, original.shape)
 
     from nerfedit.image.fit import edit_image_any_size
 
@@ -232,10 +262,26 @@ def run_edit_image(args: argparse.Namespace) -> int:
     loss = build_loss(args, prior)
     config = edit_config(args)
     cl.check_words_then_start(prior, {"--source": source, "--target": target})
+    if isinstance(region, str):  # auto: the prior must read the differing words, before the edit runs
+        from nerfedit.region.words import differing_tokens
+
+        differing_tokens(prior, source, target)
     result = edit_image_any_size(
-        prior, original, target=target, source=source, loss=loss, config=config, fit=args.fit, paste=args.paste, progress=not args.quiet
+        prior,
+        original,
+        target=target,
+        source=source,
+        loss=loss,
+        config=config,
+        fit=args.fit,
+        paste=args.paste,
+        progress=not args.quiet,
+        region=region,
     )
     io.save_image(args.out, result.image)
+    if result.region is not None:
+        io.save_image(region_output(args.out), result.region)
+        print(f"wrote {region_output(args.out)} (the edit region, white = editable)")
     if args.save_progress:
         io.save_progress(args.save_progress, result.frames)
     height, width = original.shape[:2]

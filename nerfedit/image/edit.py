@@ -53,11 +53,12 @@ def optimize_latents(
     progress: bool = True,
     desc: str = "optimising",
     callback: Optional[StepCallback] = None,
+    region: Optional[Tensor] = None,
 ) -> Tuple[Tensor, EditHistory]:
     """Optimise latents `z_init` [B, C, h, w] against `loss` for `config.steps` steps.
 
-    Each step: one loss call (`prompt`, `source_prompt`, `z_source` passed through), backward, one
-    optimiser step. A step whose gradient has NaN/Inf (`out.skipped`) applies nothing and is counted.
+    Each step: one loss call (`prompt`, `source_prompt`, `z_source` passed through; `region` [B, 1, h, w], the
+    edit region, multiplies its gradient — `nerfedit.region`), backward, one optimiser step. A step whose gradient has NaN/Inf (`out.skipped`) applies nothing and is counted.
     Returns the final latents (detached, float32) and the history.
     """
     config = (config or EditConfig()).validate()
@@ -66,7 +67,8 @@ def optimize_latents(
         z_source = z_source.detach().float()
     optimizer = make_optimizer([z], config)
     base_lr = config.resolved_lr()
-    history = EditHistory()
+    history = EditHistory(region=region)
+    restrict = {} if region is None else {"region": region}  # none: the loss is called exactly as before
     keep_every = config.save_progress_every
     if keep_every:
         history.snapshots.append((0, z.detach().cpu().clone()))
@@ -83,7 +85,7 @@ def optimize_latents(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            out = loss(z, prompt=prompt, source_prompt=source_prompt, z_source=z_source, step=step, generator=generator)
+            out = loss(z, prompt=prompt, source_prompt=source_prompt, z_source=z_source, step=step, generator=generator, **restrict)
             t_mean = float(out.t.float().mean()) if out.t is not None and out.t.numel() else float("nan")
             applied = not history.skips.record(step, out)
             if applied:
@@ -124,11 +126,12 @@ def edit_latents(
     config: Optional[EditConfig] = None,
     progress: bool = True,
     callback: Optional[StepCallback] = None,
+    region: Optional[Tensor] = None,
 ) -> Tuple[Tensor, EditHistory]:
     """Edit latents towards `target`: start at `z_source` (DDS) and optimise; `source` describes the input.
 
-    `z_source` [B, C, h, w] stays the loss's reference (DDS/CDS compare against it). Returns the
-    edited latents and the history.
+    `z_source` [B, C, h, w] stays the loss's reference (DDS/CDS compare against it); `region` [B, 1, h, w]
+    (1 = editable) restricts the gradient. Returns the edited latents and the history.
     """
     return optimize_latents(
         loss,
@@ -140,6 +143,7 @@ def edit_latents(
         progress=progress,
         desc="editing",
         callback=callback,
+        region=region,
     )
 
 
@@ -170,21 +174,45 @@ def edit_image(
     config: Optional[EditConfig] = None,
     progress: bool = True,
     callback: Optional[StepCallback] = None,
+    region: Union[None, str, Tensor] = None,
 ) -> Tuple[Tensor, EditHistory]:
     """Edit images [B, 3, R, R] in [0, 1] (R = `prior.resolution`) from `source` towards `target`.
 
     `loss` is a built loss, a `DistillationConfig`, a loss name, or None for DDS with its paper's
-    defaults. Returns the edited images [B, 3, R, R] in [0, 1] on the CPU and the history (with
+    defaults. `region`: None (edit everywhere), "auto" (from the prior's cross-attention on the words that
+    differ, seeded with `config.seed`), or pixel masks [B, R, R] (True = editable); the latent region used is
+    `history.region`. Returns the edited images [B, 3, R, R] in [0, 1] on the CPU and the history (with
     decoded snapshots when `config.save_progress_every` > 0).
     """
     loss_fn = _build(loss, prior)
     with torch.no_grad():
         z_source = prior.encode_images(images.to(prior.device))
-    z, history = edit_latents(loss_fn, z_source, target=target, source=source, config=config, progress=progress, callback=callback)
+    latent_region = edit_region(prior, region, z_source, target, source, (config or EditConfig()).seed)
+    z, history = edit_latents(
+        loss_fn, z_source, target=target, source=source, config=config, progress=progress, callback=callback, region=latent_region
+    )
     with torch.no_grad():
         edited = prior.decode_latents(z).cpu()
     _decode_snapshots(prior, history)
     return edited, history
+
+
+def edit_region(prior, region: Union[None, str, Tensor], z_source: Tensor, target: Prompt, source: Optional[Prompt], seed: int):
+    """The latent region [B, 1, h, w] of `edit_image`'s `region` argument (None stays None)."""
+    if region is None or (isinstance(region, str) and region == "none"):
+        return None
+    batch, latent_hw = z_source.shape[0], z_source.shape[-2:]
+    if isinstance(region, str):
+        if region != "auto":
+            raise ValueError(f"region must be None, 'auto' or pixel masks, not '{region}'")
+        from nerfedit.losses.base import as_prompts
+        from nerfedit.region.auto import auto_region
+
+        return auto_region(prior, z_source, as_prompts(source, batch), as_prompts(target, batch), seed)
+    from nerfedit.region.latent import pixel_to_latent
+
+    masks = region if region.dim() == 3 else region.reshape(-1, *region.shape[-2:])
+    return pixel_to_latent(masks.expand(batch, *masks.shape[-2:]), latent_hw).to(z_source.device)
 
 
 @torch.no_grad()

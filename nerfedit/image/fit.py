@@ -30,6 +30,8 @@ class FittedEdit:
     """The optimisation's history (its latents are of the prior's square)."""
     frames: List[np.ndarray] = field(default_factory=list)
     """The snapshots of `config.save_progress_every`, each pasted into the input like `image`."""
+    region: Optional[np.ndarray] = None
+    """The edit region used, float [H, W, 3] at the input's size (white = editable; outside the square: black), or None."""
 
 
 def to_hwc(images: Tensor) -> np.ndarray:
@@ -49,22 +51,34 @@ def edit_image_any_size(
     paste: io.Paste = "replace",
     progress: bool = True,
     callback: Optional[StepCallback] = None,
+    region: Union[None, str, np.ndarray] = None,
 ) -> FittedEdit:
     """Edit `image` (float [H, W, 3] in [0, 1], any size) from `source` towards `target`.
 
     Its `fit` square is resized to `prior.resolution`, edited by `edit_image` and put back by `paste`
     (`replace`: the decoded edit; `delta`: the input plus decoded edit − decoded source). The result
-    has the input's size; pixels outside the square (`fit="crop"`) are the input's.
+    has the input's size; pixels outside the square (`fit="crop"`) are the input's. `region`: None, "auto", or a
+    bool mask [H, W] at the input's size (True = editable), brought to the square by the same `fit` rule.
     """
     square, placement = io.to_square(image, prior.resolution, fit)
     x = torch.from_numpy(square).permute(2, 0, 1)[None].contiguous()
-    edited, history = edit_image(prior, x, target=target, source=source, loss=loss, config=config, progress=progress, callback=callback)
+    if isinstance(region, np.ndarray):  # any editable pixel of a resized patch keeps it editable
+        mask_square, _ = io.to_square(np.repeat(region[..., None].astype(np.float32), 3, axis=2), prior.resolution, fit)
+        region = torch.from_numpy(mask_square[..., 0] > 0)[None]
+    edited, history = edit_image(
+        prior, x, target=target, source=source, loss=loss, config=config, progress=progress, callback=callback, region=region
+    )
     reconstructed = _reconstruction(prior, x) if paste == "delta" else None
 
     def pasted(images: Tensor) -> np.ndarray:
         return io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
 
-    return FittedEdit(pasted(edited), history, [pasted(frame) for _, frame in history.snapshot_images])
+    shown = None
+    if history.region is not None:
+        from nerfedit.region.latent import latent_to_pixels
+
+        shown = io.from_square(np.zeros_like(image), latent_to_pixels(history.region, prior.resolution), placement)
+    return FittedEdit(pasted(edited), history, [pasted(frame) for _, frame in history.snapshot_images], shown)
 
 
 @torch.no_grad()

@@ -112,6 +112,8 @@ class EditHistory:
     """(steps done, images [B, 3, H, W] in [0, 1]) decoded from `snapshots` by `edit_image`/`generate_image`."""
     seconds: float = 0.0
     """Wall-clock time of the loop."""
+    region: Optional[Tensor] = None
+    """The edit region [B, 1, h, w] (1 = editable) the gradient was restricted to, or None (`nerfedit.region`)."""
 
     @property
     def skipped(self) -> int:

@@ -6,6 +6,8 @@ Call shape of every loss (`ScoreDistillationLoss.__call__`):
     out = loss(z, prompt="a blue cube", source_prompt="a red cube", z_source=z_src, step=i, generator=g)
     out.loss.backward()          # d out.loss / d z == out.grad  (the method's gradient, scaled)
 
+An optional `region=m` (latent-resolution mask, 1 = editable) restricts any loss's gradient to m ⊙ g.
+
 `z` are float32 latents [B, C, h, w] (a latent image, or VAE-encoded NeRF renders); `z_source` (DDS, CDS)
 the same shape. Prompts are strings or one string per row (view-dependent prompting); embeddings are
 cached by the prior. Every random draw (t, ε, patch locations) comes from `generator` (the global RNG
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor
 
 from nerfedit.losses.catalog import CATALOG, DEFAULT_EDIT_LOSS, LossName, entry
-from nerfedit.losses.output import LossOutput, finish
+from nerfedit.losses.output import LossOutput, finish, restrict_to_region
 
 Prompt = Union[str, Sequence[str]]
 Weighting = Literal["uniform", "sds", "fantasia3d"]
@@ -151,13 +153,16 @@ class ScoreDistillationLoss:
         z_source: Optional[Tensor] = None,
         step: int = 0,
         generator: Optional[torch.Generator] = None,
+        region: Optional[Tensor] = None,
     ) -> LossOutput:
+        """One step (module docstring). `region` [B, 1, h, w] ∈ {0, 1}: the edit region (`nerfedit.region`) —
+        the injected gradient is multiplied by it (`output.restrict_to_region`), whichever the loss."""
         if self.needs_source:
             z_source = check_source(z, z_source, self.title)
         t, eps = draw_t_and_eps(z, self.config, self.prior.num_train_timesteps, generator)
         batch = z.shape[0]
         inputs = StepInputs(z, t, eps, as_prompts(prompt, batch), as_prompts(source_prompt, batch), z_source, step, generator)
-        return self.output(inputs)
+        return restrict_to_region(z, self.output(inputs), region)
 
 
 def check_source(z: Tensor, z_source: Optional[Tensor], title: str) -> Tensor:

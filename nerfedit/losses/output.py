@@ -81,6 +81,25 @@ def finish(
     return LossOutput(loss=inject_gradient(z, applied, value), grad=applied, t=t, terms=terms)
 
 
+def restrict_to_region(z: Tensor, out: LossOutput, region: Optional[Tensor]) -> LossOutput:
+    """The output with its gradient multiplied by the edit region: g ↦ m ⊙ g, m ∈ {0, 1} at the latent's resolution.
+
+    `region` [B, 1, h, w] or [B, h, w] (1 = editable) broadcasts over the latent's channels. The gradient is then
+    exactly zero outside the region and unchanged inside; the value (progress bars) stays the method's. Every loss
+    goes through here (`ScoreDistillationLoss.__call__`); `None` returns `out` itself (no region: bit-identical).
+    A skipped step stays skipped (its gradient is zero already).
+    """
+    if region is None or out.skipped:
+        return out
+    mask = region.to(device=z.device, dtype=out.grad.dtype)
+    if mask.dim() == 3:
+        mask = mask[:, None]
+    if mask.shape[0] != z.shape[0] or mask.shape[-2:] != z.shape[-2:]:
+        raise ValueError(f"edit region {tuple(region.shape)} does not match latents {tuple(z.shape)}")
+    grad = out.grad * mask
+    return LossOutput(loss=inject_gradient(z, grad, out.loss.detach()), grad=grad, t=out.t, terms=dict(out.terms))
+
+
 def skipped_output(z: Tensor, t: Tensor, terms: Optional[Dict[str, float]] = None) -> LossOutput:
     """The NaN/Inf guard's answer: a zero loss with a zero gradient, flagged `skipped` for the caller to count."""
     zero = torch.zeros_like(z, dtype=torch.float32).detach()

@@ -18,7 +18,12 @@ import torch
 from torch import Tensor
 
 from nerfedit.priors import words
-from nerfedit.priors.attention import SelfAttentionStore, install_self_attention_capture
+from nerfedit.priors.attention import (
+    CrossAttentionStore,
+    SelfAttentionStore,
+    install_cross_attention_capture,
+    install_self_attention_capture,
+)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class DiffusionPrior:
     """Dtype of the networks; latents handed to the losses stay float32."""
     _text_cache: Dict[str, Tensor] = field(default_factory=dict, repr=False)
     _attention: Optional[SelfAttentionStore] = field(default=None, repr=False)
+    _cross_attention: Optional[CrossAttentionStore] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for module in (self.vae, self.text_encoder, self.unet):
@@ -150,6 +156,25 @@ class DiffusionPrior:
             yield self._attention
         finally:
             self._attention.active = False
+
+    # ---- cross-attention probabilities (edit region `auto`) ---------------------------------
+    @contextmanager
+    def capture_cross_attention(self) -> Iterator[CrossAttentionStore]:
+        """Inside the block, every UNet call records each cross-attention (`attn2`) layer's probabilities
+        mean_heads softmax(QKᵀ/√d) [B, h_l·w_l, L]. Installed once; pass-through (SDPA) while no capture is active."""
+        if self._cross_attention is None:
+            self._cross_attention = install_cross_attention_capture(self.unet)
+        self._cross_attention.clear()
+        self._cross_attention.active = True
+        try:
+            yield self._cross_attention
+        finally:
+            self._cross_attention.active = False
+
+    def token_ids(self, prompt: str) -> List[int]:
+        """The tokenizer's ids of `prompt` as the text encoder sees them: BOS, the words' tokens, EOS (no padding)."""
+        ids = self.tokenizer(prompt, truncation=True, max_length=self.tokenizer.model_max_length).input_ids
+        return list(ids)
 
     def to(self, device: Union[str, torch.device]) -> "DiffusionPrior":
         """Move the networks (e.g. the prior on `cuda:1`, the NeRF on `cuda:0`)."""

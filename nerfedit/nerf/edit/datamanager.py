@@ -5,14 +5,15 @@ reads besides the model:
 
     views    one camera per step — a training camera, sometimes jittered into a novel view around the
              capture's focus, at the render size, with a random square crop — deterministic in (seed, step)
-    caches   the source's latent (or render, for crops) of each training view, and for appearance-only
-             edits each view's frozen target geometry (samples, weights, features), with hit counts
+    caches   the source's latent (or render, for crops) of each training view, its edit region (when one is
+             used), and for appearance-only edits each view's frozen target geometry (samples, weights,
+             features), with hit counts
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Protocol, Tuple, Type
+from typing import Any, Dict, List, Optional, Protocol, Set, Tuple, Type
 
 import numpy as np
 import torch
@@ -86,6 +87,9 @@ class EditDataManager(VanillaDataManager[InputDataset]):
         self.source_cache: Dict[int, Dict[str, torch.Tensor]] = {}
         self.geometry_cache: Dict[Tuple[int, int, int], Any] = {}
         self.geometry_bytes = 0
+        self.region_cache: Dict[Tuple[int, int, int], torch.Tensor] = {}  # (view, crop top, left) → [1, 1, h, w]
+        self.view_masks: Optional[List[np.ndarray]] = None  # --pipeline.edit-region PATH: each training image's mask
+        self.regions_saved: Set[int] = set()  # training views whose region was written to the run folder
         self.stats = {"source_renders": 0, "source_cache_hits": 0, "geometry_cache_hits": 0}
         self._focus: Optional[torch.Tensor] = None
         self._up: Optional[torch.Tensor] = None
@@ -131,6 +135,7 @@ class EditDataManager(VanillaDataManager[InputDataset]):
     def clear_caches(self) -> None:
         """Forget cached sources and geometry (the edit (re)starts: the fields they came from may differ)."""
         self.source_cache.clear()
+        self.region_cache.clear()
         self.geometry_cache.clear()
         self.geometry_bytes = 0
 

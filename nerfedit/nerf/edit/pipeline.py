@@ -36,6 +36,7 @@ from nerfedit.nerf.common.render import deferred_backward, from_image, render_im
 from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView
 from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
 from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
+from nerfedit.nerf.edit.region import load_region, view_region
 from nerfedit.nerf.edit.source import load_pipeline
 from nerfedit.nerf.edit.viewer import EditControls, preview, start_pause
 from nerfedit.priors.words import refuse_unknown_words
@@ -99,6 +100,11 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     viewer_max_res: Optional[int] = None
     """Initial "Max res" of the viewer's 3D view (nerfstudio: 512). Renders hold the train lock, so on a CPU
     a small value keeps training and Preview responsive."""
+    edit_region: str = "none"
+    """Where the edit may change the scene: "none" (everywhere); "auto" (per training view, where the prior's
+    cross-attention puts the words that differ between the prompts, from the source's render); or PATH, a folder
+    of PNG masks named like the training images (white = editable). Each view's latent gradient is multiplied by
+    its mask, so the field learns only inside it. The first views' masks are written to <run>/edit_region/."""
     preview_steps: int = 200
     """Latent optimisation steps of the viewer's 2D Preview: the 2D edit's own 200 DDS steps (same loss core,
     same settings; a few seconds with the toy prior on a CPU, ~20 s with Stable Diffusion on a GPU)."""
@@ -142,6 +148,7 @@ class NerfEditPipeline(VanillaPipeline):
         )
         if test_mode == "val":  # training: a broken prior or a word it can't read fails now, not at the first edit step
             self.check_prompts_readable(config.source_prompt, config.target_prompt)
+        self.region_option = load_region(self)
 
     def check_prompts_readable(self, source_prompt: str, target_prompt: str) -> None:
         """The one rule of `nerfedit.priors.words`: a word the prior does not know would edit towards noise."""
@@ -206,13 +213,15 @@ class NerfEditPipeline(VanillaPipeline):
             geometry = self.frozen_geometry(view) if self.config.edit_appearance_only and not deferred else None
         with self._timed("source"):
             z_source = self.source_latent(view, geometry)
+        with self._timed("region"):
+            region = view_region(self, view, z_source)
         with self._timed("render"):
             image, aux_loss = self.render_target(view, geometry, deferred)
         decoded = self.config.render_gradient == "decoded"
         with self._timed("encode"):
             z = self.encode_source(image) if decoded else self.encode(image)
         with self._timed("loss"):
-            out = self.distill(z, z_source, step - int(self.model.edit_start_step), view.seed)
+            out = self.distill(z, z_source, step - int(self.model.edit_start_step), view.seed, region)
             if decoded and not out.skipped:
                 out = self.along_decoded_change(out, z, image)
         with self._timed("backward"):
@@ -271,14 +280,16 @@ class NerfEditPipeline(VanillaPipeline):
         rgb, aux_loss = render_with_graph(self.model, view.target_bundle(), self._aux_loss(), view.seed)
         return to_image(rgb, size, size), aux_loss
 
-    def distill(self, z: torch.Tensor, z_source: torch.Tensor, edit_step: int, seed: int) -> LossOutput:
-        """The loss core's output for the latents `z` of the target against `z_source` (fp32, outside autocast)."""
+    def distill(self, z: torch.Tensor, z_source: torch.Tensor, edit_step: int, seed: int, region=None) -> LossOutput:
+        """The loss core's output for the latents `z` of the target against `z_source` (fp32, outside autocast);
+        `region` [1, 1, h, w] restricts its gradient (None: not passed at all, the loss is called as without one)."""
         source_prompt, target_prompt = self.prompts()
+        restrict = {} if region is None else {"region": region}
         prior = self.get_prior()
         generator = torch.Generator(device=prior.device).manual_seed(seed)
         with torch.autocast(device_type=prior.device.type, enabled=False):
             return self.current_loss()(
-                z, prompt=target_prompt, source_prompt=source_prompt, z_source=z_source, step=edit_step, generator=generator
+                z, prompt=target_prompt, source_prompt=source_prompt, z_source=z_source, step=edit_step, generator=generator, **restrict
             )
 
     def along_decoded_change(self, out: LossOutput, z: torch.Tensor, image: torch.Tensor) -> LossOutput:

@@ -31,6 +31,7 @@ from nerfedit.nerf.common.progress import Phase
 from nerfedit.nerf.common.validate import check_output_dir, check_prior, check_prompts, check_scene, check_words
 from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.edit.loss_config import apply_loss_defaults
+from nerfedit.nerf.edit.region import check_edit_region
 from nerfedit.nerf.edit.source import (
     check_checkpoint_fits,
     checkpoint_path,
@@ -47,7 +48,7 @@ PROG = "nerfedit"
 def validate(config: "NerfEditTrainerConfig") -> None:
     """Every check that can fail before training (raises `UserError`); fills in the chosen loss's edit defaults."""
     pipeline = config.pipeline
-    check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
+    scene = check_scene(pipeline.datamanager.data or config.data or pipeline.datamanager.dataparser.data)
     apply_loss_defaults(pipeline)
     check_prompts(pipeline.target_prompt, pipeline.source_prompt, pipeline.loss.name)
     if pipeline.edit_steps <= 0:
@@ -67,6 +68,7 @@ def validate(config: "NerfEditTrainerConfig") -> None:
     folder = check_prior(pipeline.prior, pipeline.prior_device, pipeline.prior_dtype)
     check_words(folder, pipeline.prior, {"--pipeline.source-prompt": pipeline.source_prompt, "--pipeline.target-prompt": pipeline.target_prompt})
     check_output_dir(config.output_dir)
+    check_edit_region(pipeline, scene)
 
 
 @dataclass
