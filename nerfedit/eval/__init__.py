@@ -5,6 +5,9 @@
     judging    what the judge reads on images, and how often that matches the prompt
     sheets     contact sheets: rows of image cells with labels, captions and pass/fail bars
     orbit      renders of trained NeRF runs (edited or generated) from orbit cameras, to be scored
+    nerf_edit  one scored NeRF edit: recipe, bars, held-out cameras, scoring (scripts/run_nerf_edit_eval.py)
+    nerf_sweep that evaluation over N fresh world scenes, in parallel and resumable (--sweep N)
+    consistency  multi-view consistency: judge agreement between neighbouring views, depth-warp PSNR
 
 Only `orbit` imports nerfstudio, inside its functions; the other modules score plain image tensors.
 """
