@@ -240,7 +240,7 @@ def markdown(results: Sequence[Dict[str, object]], summary: Dict[str, Dict[str, 
 
 def sweep_sheet(results: Sequence[Dict[str, object]], path: Path) -> Path:
     """sweep.png: one row per run, source | edited for two held-out views (the first and the one half-way round),
-    labelled with the scene and edit; a green/red bar under each edited render for pass/fail."""
+    labelled with the scene and edit (ASCII: PIL's default font has no arrows); a green/red bar under each edited render for pass/fail."""
     import torch
 
     from nerfedit.eval.sheets import GREEN, RED, Cell, contact_sheet, save_sheet
@@ -257,7 +257,7 @@ def sweep_sheet(results: Sequence[Dict[str, object]], path: Path) -> Path:
         rows.append([Cell(image[name][v], bar=bar if name == "edited" else None) for v in views for name in ("source", "edited")])
         run = r["sweep"]
         labels.append([f"{run['index']:02d} {run['color']} {run['shape']}", run["floor"],  # type: ignore[index]
-                       f"{run['kind']} → {run['target']}", verdict_line(r).split(" (")[0]])  # type: ignore[index]
+                       f"{run['kind']} -> {run['target']}", verdict_line(r).split(" (")[0]])  # type: ignore[index]
     if not rows:
         return path
     titles = ["source", "edited", "source", "edited"]
