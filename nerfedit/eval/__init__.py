@@ -11,6 +11,9 @@
     edit_scores    their scores (judge success, kept-pixel PSNR, SSIM, PSNR vs the rendered target) and table
     edit_sheet     their contact sheet
     orbit      renders of trained NeRF runs (edited or generated) from orbit cameras, to be scored
+    nerf_edit  one scored NeRF edit: recipe, bars, held-out cameras, scoring (scripts/run_nerf_edit_eval.py)
+    nerf_sweep that evaluation over N fresh world scenes, in parallel and resumable (--sweep N)
+    consistency  multi-view consistency: judge agreement between neighbouring views, depth-warp PSNR
 
 Only `orbit` imports nerfstudio, inside its functions; the other modules score plain image tensors.
 """

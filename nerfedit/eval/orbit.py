@@ -3,7 +3,8 @@
 
     load_run             a run's pipeline and checkpoint step, loaded as ns-render loads them
     run_frame_cameras    the toy world's orbit cameras in a nerfedit run's dataparser frame
-    edit_renders         source and edited renders of a nerfedit run (scripts/run_nerf_edit_eval.py)
+    edit_renders         source and edited renders and depths of a nerfedit run (scripts/run_nerf_edit_eval.py)
+    run_scale            a run's dataparser scale (to bring its depths back to world units)
     generated_renders    lit and unlit renders of a text-to-3D run on a camera circle (scripts/run_text_to_3d_eval.py)
 """
 
@@ -38,13 +39,29 @@ def run_frame_cameras(orbit: Sequence, run: Path, size: int, device: torch.devic
 
 
 @torch.no_grad()
-def edit_renders(pipeline, cameras) -> Dict[str, torch.Tensor]:
-    """Source and edited renders [N, 3, H, W] in [0, 1] of a nerfedit run (eval mode, as ns-render)."""
-    from nerfedit.nerf.edit.turntable import source_and_edited
+def edit_renders(pipeline, cameras, scale: float = 1.0) -> Dict[str, torch.Tensor]:
+    """Source and edited renders of a nerfedit run (eval mode, as ns-render): "source"/"edited" images
+    [N, 3, H, W] in [0, 1], and "source_depth"/"edited_depth" [N, H, W], nerfacto's (median) ray distance
+    divided by the dataparser's `scale`, i.e. in world units along unit ray directions."""
+    from nerfedit.nerf.common.render import ray_bundle, to_image
 
-    pipeline.model.eval()
-    pairs = [source_and_edited(pipeline.model, cameras[i : i + 1], EVAL_CHUNK) for i in range(len(cameras))]
-    return {name: torch.cat([pair[k].clamp(0, 1).cpu() for pair in pairs]) for k, name in enumerate(("source", "edited"))}
+    model = pipeline.model
+    model.eval()
+    renders: Dict[str, list] = {"source": [], "edited": [], "source_depth": [], "edited_depth": []}
+    for i in range(len(cameras)):
+        bundle, height, width = ray_bundle(cameras[i : i + 1], 0, model.device)
+        for name, field in (("source", model.source), ("edited", model)):
+            chunks = [field(bundle[start : start + EVAL_CHUNK]) for start in range(0, len(bundle), EVAL_CHUNK)]
+            rgb = torch.cat([chunk["rgb"].float() for chunk in chunks])
+            depth = torch.cat([chunk["depth"].float() for chunk in chunks])
+            renders[name].append(to_image(rgb, height, width).clamp(0, 1).cpu())
+            renders[f"{name}_depth"].append(depth.reshape(1, height, width).cpu() / scale)
+    return {name: torch.cat(parts) for name, parts in renders.items()}
+
+
+def run_scale(run: Path) -> float:
+    """The dataparser's scale of a run (world units × scale = the run's units)."""
+    return float(json.loads((Path(run) / "dataparser_transforms.json").read_text())["scale"])
 
 
 def generated_renders(config_path: Path, views: int, elevation_deg: float, distance: float, focal: float) -> Dict[str, torch.Tensor]:
