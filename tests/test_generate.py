@@ -167,7 +167,7 @@ def test_sun_lit_training_render_shades_the_object_only():
 def test_floor_background_is_a_plane_seen_with_parallax():
     """With `floor_height`, a ray heading down takes the colour of the floor point it lands on (whatever camera it
     comes from, at the same distance: the haze grows with it), a ray heading up the direction-only background's;
-    the floor MLP trains with the background's group."""
+    the floor MLP trains in a group of its own, the sky's MLP in the background's."""
     from nerfstudio.cameras.rays import RayBundle
     from nerfstudio.fields.generfacto_field import GenerfactoField
 
@@ -178,7 +178,9 @@ def test_floor_background_is_a_plane_seen_with_parallax():
     pipeline = GeneratePipelineConfig(prompt="a red cube", model=GenerateModelConfig(floor_height=-0.5)).setup(device="cpu", test_mode="inference")
     field = pipeline.model.field
     assert isinstance(field, FloorField)
-    assert {id(p) for p in field.mlp_floor_color.parameters()} <= {id(p) for p in pipeline.model.get_param_groups()["background"]}
+    groups = pipeline.model.get_param_groups()
+    assert {id(p) for p in groups["floor"]} == {id(p) for p in field.mlp_floor_color.parameters()}
+    assert {id(p) for p in groups["background"]} == {id(p) for p in field.mlp_background_color.parameters()}
     origins = torch.tensor([[2.0, 0.0, 1.5], [0.1, -1.5, 1.5], [2.0, 0.0, 1.5], [0.1, -1.5, 1.5]])
     landing = torch.tensor([0.3, 0.2, -0.5])
     directions = torch.cat([landing - origins[:2], torch.tensor([[0.0, 0.6, 0.8], [0.0, 0.6, 0.8]])])
@@ -190,6 +192,35 @@ def test_floor_background_is_a_plane_seen_with_parallax():
     assert torch.allclose(rgb[0], rgb[1], atol=1e-5)  # one floor point, two cameras
     assert torch.allclose(rgb[2:], sky[2:])  # upward rays: generfacto's background at infinity
     assert not torch.allclose(rgb[0], sky[0], atol=1e-3)
+
+
+def test_floor_colour_receives_gradient_and_follows_a_target():
+    """The floor's colour receives the gradient of what is rendered over it, and its own optimiser group (the
+    method's config) sets how fast it follows: at 3e-3 it reaches a grass-green target in 40 steps; at the
+    default (the sky's 3e-4) it stays near its grey start, as the floor of 400-step runs does."""
+    from nerfstudio.cameras.rays import RayBundle
+
+    from nerfedit.nerf.generate.config import FLOOR_LR
+    from nerfedit.nerf.generate.model import GenerateModelConfig
+    from nerfedit.nerf.generate.pipeline import GeneratePipelineConfig
+
+    target = torch.tensor([0.30, 0.47, 0.16])  # the world's grass, on average
+    floor_group = nerfedit_generate_config().optimizers["floor"]["optimizer"]
+    errors = {}
+    for lr in (3e-3, FLOOR_LR):
+        torch.manual_seed(0)
+        model = GeneratePipelineConfig(prompt="a red cube on grass", model=GenerateModelConfig(floor_height=-0.45)).setup(device="cpu", test_mode="inference").model
+        optimizer = type(floor_group)(lr=lr, eps=floor_group.eps).setup(params=model.get_param_groups()["floor"])
+        origins = torch.tensor([[0.0, -3.0, 1.5]]).expand(64, 3)
+        directions = torch.cat([torch.rand(64, 2) * 1.2 - 0.6, torch.full((64, 1), -0.5)], dim=-1) - torch.tensor([0.0, -1.0, 0.0])
+        bundle = RayBundle(origins=origins, directions=directions / directions.norm(dim=-1, keepdim=True), pixel_area=torch.ones(64, 1))
+        for _ in range(40):
+            optimizer.zero_grad()
+            error = (model.field.get_background_rgb(bundle) - target).pow(2).mean()
+            error.backward()
+            optimizer.step()
+        errors[lr] = float(error)
+    assert errors[3e-3] < 0.01 and errors[FLOOR_LR] > 0.04, errors  # from ≈ 0.06 (grey)
 
 
 def test_floor_lies_in_the_objects_shadow_under_a_sun():

@@ -22,7 +22,8 @@ regularisers, and view-dependent prompting (`PositionalTextEmbeddings`). We keep
    space around it, for good. generfacto's own blob (`initialize_density`) adds ≤ 1 to the density and tapers
    off; on top of a fresh field's density ≈ 1 everywhere, that starts in fog, which short runs clear by
    emptying the scene and painting the prompt on the background. The background MLP has its own parameter
-   group ("background"), so it can learn slower than the object (threestudio: 10×).
+   group ("background"), so it can learn slower than the object (threestudio: 10×); the floor's has another
+   ("floor", see 7).
 5. Two generfacto slips mended. Its composite `accumulation · rgb + (1 − accumulation) · background` expects the
    matter's own colour from its RGB renderer, which also blends in white: half-transparent matter turned
    whitish (`MatterColourRenderer`). And it multiplies the opacity penalty by `opacity_loss_mult` twice: here
@@ -198,15 +199,16 @@ class GenerateModel(GenerfactoModel):
             )
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
-        """generfacto's groups, with the background MLP (and the floor's) in a group of its own ("background")."""
-        background = list(self.field.mlp_background_color.parameters())
+        """generfacto's groups, with the sky's background MLP in a group of its own ("background") and the floor's
+        colour MLP in another ("floor"): the floor has to learn a prompted texture, the sky only a gradient."""
+        groups = {"background": list(self.field.mlp_background_color.parameters())}
         if isinstance(self.field, FloorField):
-            background += list(self.field.mlp_floor_color.parameters())
-        ids = {id(p) for p in background}
+            groups["floor"] = list(self.field.mlp_floor_color.parameters())
+        ids = {id(p) for group in groups.values() for p in group}
         return {
             "proposal_networks": list(self.proposal_networks.parameters()),
             "fields": [p for p in self.field.parameters() if id(p) not in ids],
-            "background": background,
+            **groups,
         }
 
     # ---- rendering -----------------------------------------------------------------------------
