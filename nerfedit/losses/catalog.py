@@ -76,6 +76,11 @@ class LossEntry:
 
 _DDS = dict(guidance_scale=7.5, t_min=50, t_max=949, weighting="uniform", grad_scale=DDS_CODE_GRAD_SCALE)
 """DDS notebook / CDS code: CFG 7.5, t = randint(50, 950 − 1) i.e. t ∈ [50, 949), w = 1, ×2000/64² (above)."""
+_SOURCE_NERF = NerfEditDefaults(edit_lr=0.01, appearance_only=True)
+"""DDS/CDS: Adam lr 0.01 (the CDS paper's NeRF edits), on the colour head only. The CDS paper trains the whole field;
+measured on the toy prior, a whole-field edit at lr 0.01 turned yellow_sphere's sphere black and its grass saturated
+(purple 0 %, sphere 0 %, 18.2 dB outside) where colours-only kept both scenes' shapes — shape edits need
+--pipeline.edit-appearance-only False."""
 _SDS_FAMILY_NERF = NerfEditDefaults(edit_lr=0.005, appearance_only=True)
 """No source reference: edit colours only, at half CDS's rate (a whole-field SDS edit reshapes the scene)."""
 
@@ -99,7 +104,7 @@ LOSSES: Tuple[LossEntry, ...] = (
         "changes only what the two prompts disagree on",
         implementation="nerfedit.losses.dds:DeltaDenoisingScore",
         paper_defaults=_DDS,
-        nerf=NerfEditDefaults(edit_lr=0.01, appearance_only=False),
+        nerf=_SOURCE_NERF,
         needs_source=True,
     ),
     LossEntry(
@@ -110,8 +115,7 @@ LOSSES: Tuple[LossEntry, ...] = (
         implementation="nerfedit.losses.cds:ContrastiveDenoisingScore",
         # CDS code: DDS's settings + PatchNCE with weight 3.0 (PatchNCE itself is not ×2000).
         paper_defaults={**_DDS, "patchnce_weight": 3.0},
-        # CDS paper's NeRF edits: Adam lr 0.01 on the whole field.
-        nerf=NerfEditDefaults(edit_lr=0.01, appearance_only=False),
+        nerf=_SOURCE_NERF,
         needs_source=True,
     ),
     LossEntry(

@@ -35,23 +35,6 @@ def load_configured_prior(options: PriorOptions, pipeline_device: str):
     return load_prior(options.prior, options.prior_device or pipeline_device, dtype, flag="--pipeline.prior")
 
 
-@torch.no_grad()
-def decoded_change(prior, z: torch.Tensor, grad: torch.Tensor, step: float, size) -> torch.Tensor:
-    """Δx = D(z − η·∇_z L) − D(z): what a latent step of the loss does to the image, through the DECODER.
-
-    The render is then moved along Δx (its gradient is −Δx) instead of receiving ∇_z L through the encoder's
-    transposed Jacobian, whose response to a colour change is not a colour change: on the toy prior a yellow
-    sphere's sun-lit side turns green and its shade black under a DDS/CDS gradient sent through the encoder,
-    whether into a NeRF or straight into pixels, while the same gradient applied to the latent turns it purple.
-    η (`step`) is in units of the loss's gradient; `size` is the render's (H, W) (Δx is resized to it)."""
-    with torch.autocast(device_type=prior.device.type, enabled=False):
-        images = prior.decode_latents(torch.cat([z - step * grad, z]).to(prior.device))
-    change = images[: len(z)] - images[len(z) :]
-    if tuple(change.shape[-2:]) != tuple(size):
-        change = F.interpolate(change, size=tuple(size), mode="bilinear", align_corners=False)
-    return change
-
-
 def encode_renders(prior, images: torch.Tensor) -> torch.Tensor:
     """Renders [B, 3, H, W] in [0, 1] → the prior's latents (differentiable): resized (bilinear) to the prior's
     resolution, encoded in the prior's own precision outside any autocast."""

@@ -31,7 +31,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from nerfedit.losses.catalog import entry
 from nerfedit.losses.output import LossOutput, SkippedSteps
 from nerfedit.nerf.common.loss_help import nerf_edit_default
-from nerfedit.nerf.common.prior_options import PriorOptions, decoded_change, encode_renders, load_configured_prior
+from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
 from nerfedit.nerf.common.render import deferred_backward, from_image, render_image, render_with_graph, seeded_rng, to_image
 from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView
 from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
@@ -80,13 +80,6 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     geometry_cache_mb: int = 2048
     """Appearance-only edits: keep each view's frozen samples/weights/geometry features (up to this many MB),
     so an edit step only runs the colour head. 0: recompute every step."""
-    render_gradient: Literal["decoded", "encoder"] = "decoded"
-    """How the loss's latent gradient g reaches the render. decoded: the render moves along Δx = D(z − η·g) − D(z),
-    the latent step seen through the VAE decoder; encoder: g back-propagated through the VAE encoder (its Jacobian
-    turns a colour edit into lighting-dependent hues: a yellow sphere edited to purple goes green where lit)."""
-    decoded_step: float = 1.0
-    """η of the decoded render gradient, in units of the loss's gradient (the latent step whose decoded change
-    the render follows; Adam's step size is --pipeline.edit-lr)."""
     render_chunk: int = 1 << 15
     """Rays per chunk. Edit renders with more rays use two-pass deferred back-propagation (512² fits 12 GB)."""
     novel_view_prob: float = 0.0
@@ -217,13 +210,10 @@ class NerfEditPipeline(VanillaPipeline):
             region = view_region(self, view, z_source)
         with self._timed("render"):
             image, aux_loss = self.render_target(view, geometry, deferred)
-        decoded = self.config.render_gradient == "decoded"
         with self._timed("encode"):
-            z = self.encode_source(image) if decoded else self.encode(image)
+            z = self.encode(image)
         with self._timed("loss"):
             out = self.distill(z, z_source, step - int(self.model.edit_start_step), view.seed, region)
-            if decoded and not out.skipped:
-                out = self.along_decoded_change(out, z, image)
         with self._timed("backward"):
             loss_dict = self.backward(out, image, aux_loss, view, deferred)
         self.skipped.record(step, out)
@@ -291,13 +281,6 @@ class NerfEditPipeline(VanillaPipeline):
             return self.current_loss()(
                 z, prompt=target_prompt, source_prompt=source_prompt, z_source=z_source, step=edit_step, generator=generator, **restrict
             )
-
-    def along_decoded_change(self, out: LossOutput, z: torch.Tensor, image: torch.Tensor) -> LossOutput:
-        """`out` with its surrogate re-targeted at the render: same value, gradient −Δx w.r.t. `image`
-        (`decoded_change`), so backward moves the render the way the latent step moves the decoded image."""
-        change = decoded_change(self.get_prior(), z, out.grad, self.config.decoded_step, image.shape[-2:]).to(image)
-        pull = -(change * image).sum()
-        return replace(out, loss=out.loss.detach() + pull - pull.detach())
 
     def backward(self, out: LossOutput, image: torch.Tensor, aux_loss, view: EditView, deferred: bool) -> Dict[str, torch.Tensor]:
         """Back-propagate the loss (and the interlevel loss) into the field, scaled by the trainer's grad scaler;
