@@ -364,11 +364,12 @@ def test_appearance_only_step_reuses_frozen_geometry(loaded, monkeypatch):
     pipeline.prepare_edit()
 
 
-PRESET_SETTINGS = {  # what configs/{loss}.args set before a loss name brought its own defaults (catalogue)
+PRESET_SETTINGS = {  # what configs/{loss}.args set before a loss name brought its own defaults (catalogue);
+    # DDS/CDS then edited the whole field, now colours only (the scored recipe, issue 17)
     # loss: (guidance scale, edit lr, appearance only)
     "sds": (100.0, 0.005, True),
-    "dds": (7.5, 0.01, False),
-    "cds": (7.5, 0.01, False),
+    "dds": (7.5, 0.01, True),
+    "cds": (7.5, 0.01, True),
     "lmc": (15.0, 0.005, True),
     "bridge": (40.0, 0.005, True),
     "nfsd": (7.5, 0.005, True),
