@@ -307,15 +307,9 @@ def _config(tmp_path: Path, prior: str, loss: str, steps: int, resolution: int =
 
 def _train(config):
     """What ns-train does after parsing (nerfstudio's main and train_loop), keeping the trainer for inspection."""
-    from nerfstudio.scripts.train import _set_random_seed
+    from tiny_runs import setup_trainer
 
-    config.set_timestamp()
-    config.print_to_terminal()
-    config.save_config()
-    _set_random_seed(config.machine.seed)
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
-    return trainer
+    return setup_trainer(config)
 
 
 def _probe(pipeline, views: int = 4, draws: int = 4) -> float:

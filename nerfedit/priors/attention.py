@@ -53,11 +53,13 @@ def install_self_attention_capture(unet: torch.nn.Module) -> SelfAttentionStore:
     names = decoder_self_attention_names(unet)
     if not names:
         raise ValueError("this UNet has no self-attention in its decoder (up_blocks.*.attn1); CDS needs it")
-    processors = dict(unet.attn_processors)
-    for name in names:
-        processors[name] = CapturingAttnProcessor(store, name)
-    unet.set_attn_processor(processors)
+    swap_processors(unet, {name: CapturingAttnProcessor(store, name) for name in names})
     return store
+
+
+def swap_processors(unet: torch.nn.Module, replacements) -> None:
+    """Install `replacements` {processor name: processor}, keeping every other processor of the UNet."""
+    unet.set_attn_processor({**unet.attn_processors, **replacements})
 
 
 # ---- cross-attention probabilities (the edit region's `auto` maps) ------------------------------
@@ -125,8 +127,5 @@ def install_cross_attention_capture(unet: torch.nn.Module) -> CrossAttentionStor
     names = cross_attention_names(unet)
     if not names:
         raise ValueError("this UNet has no cross-attention (attn2); the edit region's 'auto' needs it")
-    processors = dict(unet.attn_processors)
-    for name in names:
-        processors[name] = CrossAttentionProbsProcessor(store, name)
-    unet.set_attn_processor(processors)
+    swap_processors(unet, {name: CrossAttentionProbsProcessor(store, name) for name in names})
     return store
