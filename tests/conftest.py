@@ -51,3 +51,14 @@ def tiny_prior_v(tiny_prior_dir_v):
     from nerfedit.priors import load_prior
 
     return load_prior(str(tiny_prior_dir_v), device="cpu")
+
+
+@pytest.fixture
+def no_prior(monkeypatch):
+    """Fail the test if anything tries to load a prior (bad input must be refused before that)."""
+    import nerfedit.priors
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the prior was loaded before the bad input was refused")
+
+    monkeypatch.setattr(nerfedit.priors, "load_prior", refuse)

@@ -37,17 +37,6 @@ def image(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def no_prior(monkeypatch):
-    """Fail the test if anything tries to load a prior (bad input must be refused before that)."""
-    import nerfedit.priors
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the prior was loaded before the bad input was refused")
-
-    monkeypatch.setattr(nerfedit.priors, "load_prior", refuse)
-
-
 def run_main(argv):
     """Run `cli.main` in-process; return the exit code (SystemExit included)."""
     try:

@@ -49,16 +49,6 @@ def image(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def no_prior(monkeypatch):
-    import nerfedit.priors
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the prior was loaded before the bad input was refused")
-
-    monkeypatch.setattr(nerfedit.priors, "load_prior", refuse)
-
-
 needs_proc = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
 
 
