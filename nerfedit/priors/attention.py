@@ -9,6 +9,7 @@ projection (as in the CDS code), or the cross-attention probabilities softmax(QK
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List
 
@@ -26,6 +27,17 @@ class SelfAttentionStore:
     def clear(self) -> None:
         self.features.clear()
 
+
+
+@contextmanager
+def active(store):
+    """A capture store, emptied and recording for the block's UNet calls (its processors pass through otherwise)."""
+    store.clear()
+    store.active = True
+    try:
+        yield store
+    finally:
+        store.active = False
 
 class CapturingAttnProcessor(AttnProcessor2_0):
     """SDPA attention that hands its output to a `SelfAttentionStore` while the store is active."""

@@ -20,6 +20,7 @@ from torch import Tensor
 from nerfedit.priors import words
 from nerfedit.priors.attention import (
     CrossAttentionStore,
+    active,
     SelfAttentionStore,
     install_cross_attention_capture,
     install_self_attention_capture,
@@ -150,12 +151,8 @@ class DiffusionPrior:
         """
         if self._attention is None:
             self._attention = install_self_attention_capture(self.unet)
-        self._attention.clear()
-        self._attention.active = True
-        try:
-            yield self._attention
-        finally:
-            self._attention.active = False
+        with active(self._attention) as store:
+            yield store
 
     # ---- cross-attention probabilities (edit region `auto`) ---------------------------------
     @contextmanager
@@ -164,12 +161,8 @@ class DiffusionPrior:
         mean_heads softmax(QKᵀ/√d) [B, h_l·w_l, L]. Installed once; pass-through (SDPA) while no capture is active."""
         if self._cross_attention is None:
             self._cross_attention = install_cross_attention_capture(self.unet)
-        self._cross_attention.clear()
-        self._cross_attention.active = True
-        try:
-            yield self._cross_attention
-        finally:
-            self._cross_attention.active = False
+        with active(self._cross_attention) as store:
+            yield store
 
     def token_ids(self, prompt: str) -> List[int]:
         """The tokenizer's ids of `prompt` as the text encoder sees them: BOS, the words' tokens, EOS (no padding)."""

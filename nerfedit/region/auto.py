@@ -23,13 +23,13 @@ Deterministic in `seed`. Cost: len(AUTO_TIMESTEPS) UNet calls of 2B rows, once p
 
 from __future__ import annotations
 
-import math
 from typing import Dict, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nerfedit.losses.patchnce import feature_map
 from nerfedit.region.words import DifferingTokens, differing_tokens_per_row
 
 AUTO_TIMESTEPS: Tuple[int, ...] = (300, 500, 700)
@@ -43,14 +43,8 @@ AUTO_DILATION = 1
 def layer_maps(probs: Tensor, latent_hw: Tuple[int, int]) -> Tensor:
     """A layer's probabilities [B, N, L] → [B, L, h, w]: its own grid (the latent's halved until it holds N cells),
     resized bilinearly to the latent's."""
-    batch, count, tokens = probs.shape
-    height, width = latent_hw
-    while height * width > count and (height > 1 or width > 1):
-        height, width = math.ceil(height / 2), math.ceil(width / 2)
-    if height * width != count:
-        raise ValueError(f"{count} attention queries match no downsampling of a {latent_hw} latent")
-    grid = probs.transpose(1, 2).reshape(batch, tokens, height, width)
-    if (height, width) == tuple(latent_hw):
+    grid = feature_map(probs, latent_hw)  # the same token layout as CDS's self-attention features
+    if tuple(grid.shape[-2:]) == tuple(latent_hw):
         return grid
     return F.interpolate(grid, size=latent_hw, mode="bilinear", align_corners=False)
 
