@@ -254,6 +254,10 @@ def test_validation_rejects_each_bad_input(tmp_path, prior_dir, monkeypatch):
     with pytest.raises(UserError, match="reconstruct-steps"):
         validate(_config(prior_dir, reconstruct_steps=0))
 
+    with pytest.raises(UserError, match="crops and novel views need --pipeline.distill-into field"):
+        validate(_config(prior_dir, novel_view_prob=0.5))
+    validate(_config(prior_dir, novel_view_prob=0.5, distill_into="field"))
+
 
 # ---- in-process pieces ------------------------------------------------------------------------
 def test_nerfacto_checkpoint_becomes_the_source(loaded):
@@ -357,6 +361,35 @@ def test_appearance_only_step_reuses_frozen_geometry(loaded, monkeypatch):
         pipeline.edit_step(step)  # back-propagates itself
     assert stats["geometry_cache_hits"] == hits["geometry_cache_hits"] + 1
     assert stats["source_cache_hits"] == hits["source_cache_hits"] + 1
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all(n.startswith(("field.mlp_head", "field.embedding_appearance")) for n in with_grad)
+    model.zero_grad(set_to_none=True)
+    model.set_edit_trainable(appearance_only=False)
+    pipeline.prepare_edit()
+
+
+@pytest.mark.parametrize("route", ["views", "field"])
+def test_edit_step_on_each_route_trains_only_the_colour_head(loaded, monkeypatch, route):
+    """views: the drawn view's latent takes view_steps_per_visit loss steps and the render is fitted to it;
+    field: the loss back-propagates through the encoder. Either way only the colour head gets gradients."""
+    _, pipeline, _ = loaded
+    model = pipeline.model
+    monkeypatch.setattr(pipeline.config, "distill_into", route)
+    monkeypatch.setattr(pipeline.config, "edit_appearance_only", True)
+    monkeypatch.setattr(pipeline.config, "edit_resolution", 16)
+    monkeypatch.setattr(pipeline.config, "view_steps_per_visit", 3)
+    pipeline.prepare_edit()
+    pipeline.train()
+    step = int(model.edit_start_step) + 5
+    model.zero_grad(set_to_none=True)
+    loss_dict, metrics = pipeline.edit_step(step)
+    edits = pipeline.datamanager.view_edits
+    if route == "views":
+        assert len(edits) == 1 and next(iter(edits.values())).steps == 3 and metrics["view_edit_steps"] == 3
+        pipeline.edit_step(step)  # the same view again: three more steps on its latent
+        assert next(iter(edits.values())).steps == 6
+    else:
+        assert not edits
     with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad and all(n.startswith(("field.mlp_head", "field.embedding_appearance")) for n in with_grad)
     model.zero_grad(set_to_none=True)

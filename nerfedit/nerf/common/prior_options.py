@@ -35,10 +35,15 @@ def load_configured_prior(options: PriorOptions, pipeline_device: str):
     return load_prior(options.prior, options.prior_device or pipeline_device, dtype, flag="--pipeline.prior")
 
 
+def at_prior_resolution(prior, images: torch.Tensor) -> torch.Tensor:
+    """Renders [B, 3, H, W] resized (bilinear, differentiable) to the prior's square resolution."""
+    if images.shape[-2:] != (prior.resolution, prior.resolution):
+        images = F.interpolate(images, size=(prior.resolution, prior.resolution), mode="bilinear", align_corners=False)
+    return images
+
+
 def encode_renders(prior, images: torch.Tensor) -> torch.Tensor:
     """Renders [B, 3, H, W] in [0, 1] → the prior's latents (differentiable): resized (bilinear) to the prior's
     resolution, encoded in the prior's own precision outside any autocast."""
-    if images.shape[-2:] != (prior.resolution, prior.resolution):
-        images = F.interpolate(images, size=(prior.resolution, prior.resolution), mode="bilinear", align_corners=False)
     with torch.autocast(device_type=prior.device.type, enabled=False):
-        return prior.encode_images(images.to(prior.device))
+        return prior.encode_images(at_prior_resolution(prior, images).to(prior.device))

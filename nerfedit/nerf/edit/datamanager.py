@@ -25,6 +25,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from nerfstudio.data.datasets.base_dataset import InputDataset
 
 from nerfedit.nerf.common.render import crop_bundle, focus_point, jitter_camera, ray_bundle, scaled_camera, up_vector
+from nerfedit.nerf.edit.view_edits import ViewEdit
 
 
 class EditViewOptions(Protocol):
@@ -85,6 +86,7 @@ class EditDataManager(VanillaDataManager[InputDataset]):
         super().__init__(config, *args, **kwargs)
         self.view_options: Optional[EditViewOptions] = None  # set by the pipeline, whose flags they are
         self.source_cache: Dict[int, Dict[str, torch.Tensor]] = {}
+        self.view_edits: Dict[int, ViewEdit] = {}  # distill-into views: each training view's 2D edit, by camera index
         self.geometry_cache: Dict[Tuple[int, int, int], Any] = {}
         self.geometry_bytes = 0
         self.region_cache: Dict[Tuple[int, int, int], torch.Tensor] = {}  # (view, crop top, left) → [1, 1, h, w]
@@ -136,6 +138,7 @@ class EditDataManager(VanillaDataManager[InputDataset]):
         """Forget cached sources and geometry (the edit (re)starts: the fields they came from may differ)."""
         self.source_cache.clear()
         self.region_cache.clear()
+        self.view_edits.clear()
         self.geometry_cache.clear()
         self.geometry_bytes = 0
 

@@ -31,13 +31,15 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from nerfedit.losses.catalog import entry
 from nerfedit.losses.output import LossOutput, SkippedSteps
 from nerfedit.nerf.common.loss_help import nerf_edit_default
-from nerfedit.nerf.common.prior_options import PriorOptions, encode_renders, load_configured_prior
+from nerfedit.image.optim import EditConfig
+from nerfedit.nerf.common.prior_options import PriorOptions, at_prior_resolution, encode_renders, load_configured_prior
 from nerfedit.nerf.common.render import deferred_backward, from_image, render_image, render_with_graph, seeded_rng, to_image
 from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView
 from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
 from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
 from nerfedit.nerf.edit.region import load_region, view_region
 from nerfedit.nerf.edit.source import load_pipeline
+from nerfedit.nerf.edit.view_edits import advance, start_view_edit, view_fit_loss
 from nerfedit.nerf.edit.viewer import EditControls, preview, start_pause
 from nerfedit.priors.words import refuse_unknown_words
 
@@ -93,6 +95,15 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     viewer_max_res: Optional[int] = None
     """Initial "Max res" of the viewer's 3D view (nerfstudio: 512). Renders hold the train lock, so on a CPU
     a small value keeps training and Preview responsive."""
+    distill_into: Literal["views", "field"] = "views"
+    """Where the loss's gradient goes. "views": into each training view's own latent, edited as `nerfedit edit-image`
+    edits an image (--pipeline.view-edit: 200 SGD steps per view), while the field is fitted to the edited views by an
+    RGB loss (`edit/view_edits.py` says why). "field": back-propagated through the VAE encoder into the render (the
+    DDS/CDS reference code's way; crops and novel views need it)."""
+    view_edit: EditConfig = field(default_factory=EditConfig)
+    """distill-into views: how a view's latent is optimised (the defaults are `nerfedit edit-image`'s)."""
+    view_steps_per_visit: int = 16
+    """distill-into views: loss steps on a view's latent each time an edit step draws it."""
     edit_region: str = "none"
     """Where the edit may change the scene: "none" (everywhere); "auto" (per training view, where the prior's
     cross-attention puts the words that differ between the prompts, from the source's render); or PATH, a folder
@@ -208,6 +219,8 @@ class NerfEditPipeline(VanillaPipeline):
             z_source = self.source_latent(view, geometry)
         with self._timed("region"):
             region = view_region(self, view, z_source)
+        if self.config.distill_into == "views":
+            return self.view_edit_step(step, view, geometry, z_source, region, deferred)
         with self._timed("render"):
             image, aux_loss = self.render_target(view, geometry, deferred)
         with self._timed("encode"):
@@ -222,6 +235,32 @@ class NerfEditPipeline(VanillaPipeline):
         if not deferred and not out.skipped:
             metrics["edit_grad_norm"] = out.grad_norm
         return loss_dict, metrics
+
+    def view_edit_step(self, step: int, view: EditView, geometry, z_source: torch.Tensor, region, deferred: bool):
+        """distill-into views: advance the view's 2D edit, then fit the render to it (`edit/view_edits.py`)."""
+        prior = self.get_prior()
+        with self._timed("loss"):
+            edit = self.datamanager.view_edits.get(view.index)
+            if edit is None:
+                edit = start_view_edit(prior, at_prior_resolution(prior, self.source_image(view, geometry)), z_source)
+                self.datamanager.view_edits[view.index] = edit
+
+            def distill(z, z_src, edit_step, seed):
+                return self.distill(z, z_src, edit_step, seed, region)
+
+            advance(edit, distill, self.config.view_edit, self.config.view_steps_per_visit, view.seed, self.skipped)
+            target = edit.target(prior)
+        with self._timed("render"):
+            image, aux_loss = self.render_target(view, geometry, deferred)
+        with self._timed("backward"):
+            loss = view_fit_loss(at_prior_resolution(prior, image).to(prior.device), target)
+            total = loss.to(self.device) + (aux_loss if aux_loss is not None else 0.0)
+            (self.grad_scaler.scale(total) if self.grad_scaler is not None else total).backward()
+        loss_dict = {"edit_loss": loss.detach().to(self.device)}
+        if aux_loss is not None:
+            loss_dict["interlevel_loss"] = aux_loss.detach()
+        metrics = {"view_edit_steps": edit.steps, "views_started": len(self.datamanager.view_edits), **self.datamanager.stats}
+        return loss_dict, {**metrics, "skipped_steps": self.skipped.count}
 
     def frozen_geometry(self, view: EditView):
         """The target's frozen geometry of the view's edited square (appearance-only edits), cached for training views."""
@@ -239,16 +278,10 @@ class NerfEditPipeline(VanillaPipeline):
         With `geometry` (appearance-only edits, whole views) the source is rendered from the target's
         frozen geometry with the source's colour head: no second sampling/density pass.
         """
-        size, chunk = view.size, self.config.render_chunk
+        size = view.size
         cached = self.datamanager.cached_source(view)
         if cached is None:
-            if geometry is not None and (view.whole or view.novel):
-                with torch.no_grad():
-                    image = to_image(self.model.render_appearance(geometry, source=True).float(), size, size)
-            elif view.novel:
-                image = to_image(render_image(self.model.source, view.target_bundle(), chunk, view.seed), size, size)
-            else:
-                image = to_image(render_image(self.model.source, view.bundle, chunk, view.seed), view.height, view.width)
+            image = self.source_image(view, geometry)
             if view.novel:
                 return self.encode_source(image)
             cached = {"latent": self.encode_source(image)} if view.whole else {"image": image}
@@ -257,6 +290,16 @@ class NerfEditPipeline(VanillaPipeline):
             return cached["latent"]
         top, left = view.crop
         return self.encode_source(cached["image"][..., top : top + size, left : left + size])
+
+    @torch.no_grad()
+    def source_image(self, view: EditView, geometry=None) -> torch.Tensor:
+        """The source's render of the view: its edited square (novel views, or from `geometry`), else the whole view."""
+        size, chunk = view.size, self.config.render_chunk
+        if geometry is not None and (view.whole or view.novel):
+            return to_image(self.model.render_appearance(geometry, source=True).float(), size, size)
+        if view.novel:
+            return to_image(render_image(self.model.source, view.target_bundle(), chunk, view.seed), size, size)
+        return to_image(render_image(self.model.source, view.bundle, chunk, view.seed), view.height, view.width)
 
     def render_target(self, view: EditView, geometry, deferred: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """[1, 3, size, size] render of the target (with its graph, or a leaf for deferred back-propagation) and

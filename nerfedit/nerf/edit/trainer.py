@@ -57,6 +57,14 @@ def validate(config: "NerfEditTrainerConfig") -> None:
         raise UserError(f"--pipeline.crop-scale must be ≥ 1, not {pipeline.crop_scale}")
     if pipeline.render_chunk <= 0:
         raise UserError(f"--pipeline.render-chunk must be positive, not {pipeline.render_chunk}")
+    if pipeline.distill_into == "views" and (pipeline.crop_scale > 1.0 or pipeline.novel_view_prob > 0.0):
+        raise UserError("--pipeline.distill-into views edits whole training views: crops and novel views need --pipeline.distill-into field")
+    if pipeline.view_steps_per_visit <= 0:
+        raise UserError(f"--pipeline.view-steps-per-visit must be positive, not {pipeline.view_steps_per_visit}")
+    try:
+        pipeline.view_edit.validate()
+    except UserError as error:
+        raise UserError(f"--pipeline.view-edit: {error}") from None
     given = checkpoint_to_load(config)
     if given is not None:
         info = inspect_checkpoint(*given)

@@ -1,0 +1,78 @@
+"""The "views" edit: each training view's latent is edited in 2D by the loss, and the field is fitted to the views.
+
+    z_v ← z_v − η(k)·∇_z L(z_v)            per visit, `steps_per_visit` steps of the loss on view v's own latent,
+                                           with `nerfedit edit-image`'s optimiser and schedule (`EditConfig`: DDS's
+                                           200 steps, lr 0.1, ×0.9 every 20), until the view has had its 200
+    x*_v = x_src,v + D(z_v) − D(z_src,v)   the edited view: the source render plus the change the edit decodes to
+                                           (the VAE's reconstruction error of the source cancels)
+    L_field = ‖R_v(θ) − x*_v‖²             the field follows by an RGB loss, as in its reconstruction
+
+Why not back-propagate the loss through the VAE encoder into the render (the "field" route, the DDS/CDS reference
+code's way): the encoder carries the latent gradient g back as J_Eᵀ·g, and a pixel step along it moves the latent by
+J_E·J_Eᵀ·g, which on the toy prior has cosine 0.30 with g (J_E·J_Eᵀ over the 4 channels: condition number ≈ 1350);
+for "yellow → purple" it points to cyan on the lit side of the sphere — the green cap. Carrying g by the decoder
+(J_D·g, cosine 0.85 after re-encoding) points to purple but, fed back through a shared colour head, ran away to a
+saturated green scene (9 dB). An edit of the latent itself is `edit-image`'s, which reaches purple on the same views;
+the field then only has to fit images, which its colour head can (`scripts/diagnose_colour_edit.py`).
+Instruct-NeRF2NeRF edits the dataset likewise, with a 2D editor in place of score distillation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from nerfedit.image.optim import EditConfig, lr_factor, make_optimizer
+
+
+@dataclass
+class ViewEdit:
+    """One training view's 2D edit."""
+
+    latent: Tensor
+    """z_v, the view's edited latent (starts as the source's)."""
+    source_latent: Tensor
+    """z_src,v."""
+    residual: Tensor
+    """x_src,v − D(z_src,v) at the prior's resolution: what the VAE loses of the source render."""
+    steps: int = 0
+    """Loss steps taken on z_v so far."""
+    optimizer: Optional[torch.optim.Optimizer] = None
+    """`EditConfig.optimizer` on z_v, made at its first step (its state persists between visits)."""
+
+    def target(self, prior) -> Tensor:
+        """x*_v = x_src,v + D(z_v) − D(z_src,v) = D(z_v) + residual, in [0, 1]."""
+        with torch.no_grad():
+            return (prior.decode_latents(self.latent) + self.residual).clamp(0, 1)
+
+
+def start_view_edit(prior, source_image: Tensor, source_latent: Tensor) -> ViewEdit:
+    """A view's edit before any step: z_v = z_src,v; `source_image` at the prior's resolution."""
+    with torch.no_grad():
+        residual = source_image.to(prior.device).float() - prior.decode_latents(source_latent)
+    return ViewEdit(source_latent.detach().clone().requires_grad_(True), source_latent.detach(), residual)
+
+
+def advance(edit: ViewEdit, distill, config: EditConfig, steps: int, seed: int, skipped) -> ViewEdit:
+    """`steps` optimiser steps of the loss on z_v (fewer once it has had `config.steps`), as `edit-image` takes them;
+    `distill(z, z_source, step, seed)` returns the loss's `LossOutput`; a non-finite step is skipped and counted."""
+    if edit.optimizer is None:
+        edit.optimizer = make_optimizer([edit.latent], config)
+    for _ in range(min(steps, config.steps - edit.steps)):
+        out = distill(edit.latent, edit.source_latent, edit.steps, seed * 1_000 + edit.steps)
+        if not skipped.record(edit.steps, out):
+            for group in edit.optimizer.param_groups:
+                group["lr"] = config.resolved_lr() * lr_factor(edit.steps, config)
+            edit.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            edit.optimizer.step()
+        edit.steps += 1
+    return edit
+
+
+def view_fit_loss(render: Tensor, target: Tensor) -> Tensor:
+    """‖R_v(θ) − x*_v‖² (mean over pixels) at the prior's resolution."""
+    return ((render - target.to(render.device)) ** 2).mean()
