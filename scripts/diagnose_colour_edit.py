@@ -12,10 +12,18 @@
         the loss's gradient applied to the latent (as `edit-image`), or back-propagated through the VAE encoder
         into pixels behind a sigmoid (as a NeRF's colour head receives it), with Adam at --lr; 8 held-out views
 
+    route --scene SCENE --target-color C
+        where the loss's latent gradient g goes when carried to pixels: J_Eᵀ·g (back-propagation through the VAE
+        encoder, the "field" route), J_D·g (the image change g decodes to, to first order) and a finite latent step
+        D(z − ηg) − D(z) (what editing the latent itself does, the "views" route); the mean RGB of each on the
+        object's lit and shaded pixels and the background; how well a pixel step along each moves the latent along g
+        (cosine of J_E·(pixel step) with g); and the condition number of J_E·J_Eᵀ over the latent channels
+
     python scripts/diagnose_colour_edit.py run outputs/…/nerfedit-small/TIME --scene scenes/yellow_sphere --target-color purple
     python scripts/diagnose_colour_edit.py image --scene scenes/yellow_sphere --target-color purple --path pixels
+    python scripts/diagnose_colour_edit.py route --scene scenes/yellow_sphere --target-color purple
 
-Prints one JSON line per check and writes a contact sheet (PNG) beside --out.
+Prints one JSON line per check; run and image write a contact sheet (PNG) to --out.
 """
 
 from __future__ import annotations
@@ -136,6 +144,68 @@ def check_image(args) -> None:
     save_sheet(Path(args.out), contact_sheet([[Cell(source[i]), Cell(edited[i])] for i in range(8)], titles=["source", args.path]))
 
 
+def held_out_views(scene: Path, count: int = 8):
+    """The object of `scene`, and `count` renders [N, 3, 64, 64] with masks [N, 1, 64, 64] of it at 20–50° elevation."""
+    from nerfedit.world.scene import load_scene, orbit_cameras, render_views
+
+    obj = load_scene(scene)["object"]
+    views = render_views(obj, orbit_cameras(count, seed=3, elevation_range=(20, 50)), 64)
+    return obj, torch.from_numpy(views["images"]).permute(0, 3, 1, 2), torch.from_numpy(views["masks"])[:, None].float()
+
+
+def channel_gram(prior, images: torch.Tensor, probes: int = 4) -> torch.Tensor:
+    """J_E·J_Eᵀ averaged over positions as a [C, C] matrix: ⟨J_Eᵀ(e_c⊗n), J_Eᵀ(e_d⊗n)⟩ / ‖n‖² for white noise n."""
+    x = images.clone().requires_grad_(True)
+    z = prior.encode_images(x)
+    channels = z.shape[1]
+    gram = torch.zeros(channels, channels)
+    for _ in range(probes):
+        noise = torch.randn(z.shape[0], 1, *z.shape[2:])
+        pulled = []
+        for c in range(channels):
+            v = torch.zeros_like(z)
+            v[:, c : c + 1] = noise
+            pulled.append(torch.autograd.grad(z, x, v, retain_graph=True)[0].flatten())
+        gram += torch.stack([torch.stack([a @ b for b in pulled]) for a in pulled]) / (noise * noise).sum() / probes
+    return gram
+
+
+def check_route(args) -> None:
+    from nerfedit.losses import DistillationConfig, build_loss
+    from nerfedit.priors.loader import load_prior
+    from nerfedit.world.vocab import caption
+
+    obj, source, mask = held_out_views(args.scene)
+    prior = load_prior("toy")
+    loss = build_loss(DistillationConfig(name=args.loss), prior)
+    prompts = dict(source_prompt=caption(obj.shape, obj.color, obj.floor, template=0), prompt=caption(obj.shape, args.target_color, obj.floor, template=0))
+    with torch.no_grad():
+        z_source = prior.encode_images(source).contiguous()
+    grad = torch.zeros_like(z_source)
+    for step in range(args.steps):  # E over t and ε of the loss's gradient at the source
+        z = z_source.clone().requires_grad_(True)
+        out = loss(z, z_source=z_source, step=step, generator=torch.Generator().manual_seed(step), **prompts)
+        grad += torch.autograd.grad(out.loss, z)[0] / args.steps
+    x = source.clone().requires_grad_(True)
+    steps = {"encoder": -torch.autograd.grad(prior.encode_images(x), x, grad)[0]}
+    with torch.no_grad():  # J_D·g by central differences (forward-mode AD trips over the VAE's GroupNorm strides)
+        eps = 1e-2 * float(z_source.norm() / grad.norm())
+        steps["decoder"] = (prior.decode_latents(z_source - eps * grad) - prior.decode_latents(z_source + eps * grad)) / (2 * eps)
+        steps["latent step"] = prior.decode_latents(z_source - args.latent_step * grad) - prior.decode_latents(z_source)
+    brightness = source.mean(1, keepdim=True)
+    lit = mask * (brightness > (brightness * mask).sum() / mask.sum()).float()
+    regions = {"lit": lit, "shaded": mask - lit, "background": 1 - mask}
+    for route, pixel_step in steps.items():
+        with torch.no_grad():  # J_E·(pixel step), by central differences
+            h = 1e-2 * float(source.norm() / pixel_step.norm())
+            moved = (prior.encode_images(source + h * pixel_step) - prior.encode_images(source - h * pixel_step)) / (2 * h)
+        rgb = {name: [round(float((pixel_step[:, k : k + 1] * m).sum() / m.sum()), 4) for k in range(3)] for name, m in regions.items()}
+        cosine = float(-(moved * grad).sum() / moved.norm() / grad.norm())
+        print(json.dumps({"check": "route", "route": route, "mean_rgb_step": rgb, "latent_cosine_with_g": round(cosine, 3)}))
+    eigenvalues = torch.linalg.eigvalsh(channel_gram(prior, source))
+    print(json.dumps({"check": "encoder_gram", "eigenvalues": [round(float(e), 4) for e in eigenvalues], "condition": round(float(eigenvalues.max() / eigenvalues.min()), 1)}))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,13 +218,18 @@ def main(argv=None) -> int:
     image.add_argument("--loss", default="cds", help="(default: cds)")
     image.add_argument("--steps", type=int, default=400, help="(default: 400)")
     image.add_argument("--lr", type=float, default=0.01, help="Adam lr on the pixels' logits (default: 0.01)")
-    for p in (run, image):
+    route = sub.add_parser("route", help="J_Eᵀ·g against J_D·g: the gradient's way to pixels")
+    route.add_argument("--loss", default="dds", help="(default: dds)")
+    route.add_argument("--steps", type=int, default=8, help="draws of t and ε the gradient is averaged over (default: 8)")
+    route.add_argument("--latent-step", type=float, default=0.5, help="η of the finite latent step D(z − ηg) − D(z) (default: 0.5)")
+    for p in (run, image, route):
         p.add_argument("--scene", type=Path, required=True, help="the world scene (its object and cameras)")
         p.add_argument("--target-color", required=True)
+    for p in (run, image):
         p.add_argument("--out", default="diagnosis.png", help="contact sheet (default: diagnosis.png)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    (check_run if args.command == "run" else check_image)(args)
+    {"run": check_run, "image": check_image, "route": check_route}[args.command](args)
     return 0
 
 

@@ -150,12 +150,17 @@ def test_eval_setup_loads_and_renders(loaded):
 
 
 def test_resume_continues_in_the_same_folder(edit_run, prior_dir):
+    """Same folder, same source; the views' 2D edits continue from the ones saved beside the checkpoint."""
     run = edit_run["run"]
+    saved = torch.load(run / "view_edits" / f"step-{RECONSTRUCT + EDIT - 1:09d}.pt")
     result = ns_train(*run_args(edit_run["out"], prior_dir, "--load-dir", str(run / "nerfstudio_models"), "--pipeline.edit-steps", str(EDIT + 2)))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "resuming" in result.stdout
     resumed = checkpoint(run, RECONSTRUCT + EDIT + 1)  # two more steps, same folder
     assert int(resumed["pipeline"]["_model.edit_start_step"]) == RECONSTRUCT
+    continued = torch.load(run / "view_edits" / f"step-{RECONSTRUCT + EDIT + 1:09d}.pt")
+    steps = lambda edits: sum(edit["steps"] for edit in edits.values())  # noqa: E731
+    assert saved and steps(continued) == steps(saved) + 2 * 16  # two visits of --pipeline.view-steps-per-visit
     assert sorted(p.name for p in (edit_run["out"] / "ci" / "nerfedit-small").iterdir()) == ["run"]
 
 

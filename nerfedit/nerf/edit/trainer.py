@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Type, cast
+from typing import Dict, List, Type, cast
 
 import torch
 
@@ -32,6 +32,7 @@ from nerfedit.nerf.common.validate import check_output_dir, check_prior, check_p
 from nerfedit.nerf.common.validated_trainer import ValidatedTrainerConfig
 from nerfedit.nerf.edit.loss_config import apply_loss_defaults
 from nerfedit.nerf.edit.region import check_edit_region
+from nerfedit.nerf.edit.view_edits import ViewEdit, load_view_edits, view_edits_state
 from nerfedit.nerf.edit.source import (
     check_checkpoint_fits,
     checkpoint_path,
@@ -126,6 +127,8 @@ class NerfEditTrainer(LifecycleTrainer):
     """A resumed edit keeps its optimisers' state; every other edit restarts them at the edit's learning rate."""
     _edit_prepared = False
     """Whether `_start_edit` has run in this process."""
+    _loaded_view_edits: Dict[int, ViewEdit] = {}
+    """A resumed edit's views' edits, from beside its checkpoint (`_load_view_edits`)."""
 
     def _load_checkpoint(self) -> None:
         given = checkpoint_to_load(self.config)
@@ -149,8 +152,37 @@ class NerfEditTrainer(LifecycleTrainer):
                 if "schedulers" in loaded and self.config.load_scheduler:
                     self.optimizers.load_schedulers(loaded["schedulers"])
                 self.grad_scaler.load_state_dict(loaded["scalers"])
+            if self._resumed_in_edit:
+                self._load_view_edits(path)
             CONSOLE.print(f"nerfedit: loaded {'the source of ' if reuse else ''}{info.kind} checkpoint {path}")
         self._set_step_budget()
+
+    # ---- the views' 2D edits (--pipeline.distill-into views) beside each checkpoint ------------
+    @staticmethod
+    def _view_edits_path(checkpoint: Path) -> Path:
+        """<run>/view_edits/step-N.pt beside <run>/nerfstudio_models/step-N.ckpt (nerfstudio reads every file there
+        as a checkpoint)."""
+        return checkpoint.parent.parent / "view_edits" / f"{checkpoint.stem}.pt"
+
+    def save_checkpoint(self, step: int) -> None:
+        """nerfstudio's checkpoint, and the views' edits beside it (only the newest is kept, as nerfstudio may)."""
+        super().save_checkpoint(step)
+        edits = self.pipeline.datamanager.view_edits
+        if edits:
+            path = self._view_edits_path(self.checkpoint_dir / f"step-{step:09d}.ckpt")
+            path.parent.mkdir(exist_ok=True)
+            torch.save(view_edits_state(edits), path)
+            if self.config.save_only_latest_checkpoint:
+                for old in path.parent.glob("step-*.pt"):
+                    if old != path:
+                        old.unlink()
+
+    def _load_view_edits(self, checkpoint: Path) -> None:
+        """A resumed edit continues its views' edits where the checkpoint left them (none saved: they restart)."""
+        path = self._view_edits_path(checkpoint)
+        if path.is_file():
+            prior_device = self.pipeline.get_prior().device
+            self._loaded_view_edits = load_view_edits(torch.load(path, map_location="cpu"), self.pipeline.config.view_edit, prior_device)
 
     def phases(self) -> List[Phase]:
         """Reconstruct (unless the source is loaded or already frozen), then edit: absolute steps, as checkpoints
@@ -207,7 +239,8 @@ class NerfEditTrainer(LifecycleTrainer):
     def _start_edit(self) -> None:
         """The edit's first step (or a resumed edit's): freeze what it must not touch; unless resuming an edit,
         restart Adam's state at `edit_lr`; with --pipeline.start-edit-paused and a viewer, pause after this step."""
-        self.pipeline.prepare_edit()
+        self.pipeline.prepare_edit()  # empties the caches; a resumed edit's views' edits come back from its checkpoint
+        self.pipeline.datamanager.view_edits.update(self._loaded_view_edits)
         if not self._resumed_in_edit:
             self._restart_optimizers(float(self.pipeline.config.edit_lr))
         self._edit_prepared = True

@@ -8,19 +8,25 @@
     L_field = ‖R_v(θ) − x*_v‖²             the field follows by an RGB loss, as in its reconstruction
 
 Why not back-propagate the loss through the VAE encoder into the render (the "field" route, the DDS/CDS reference
-code's way): the encoder carries the latent gradient g back as J_Eᵀ·g, and a pixel step along it moves the latent by
-J_E·J_Eᵀ·g, which on the toy prior has cosine 0.30 with g (J_E·J_Eᵀ over the 4 channels: condition number ≈ 1350);
-for "yellow → purple" it points to cyan on the lit side of the sphere — the green cap. Carrying g by the decoder
-(J_D·g, cosine 0.85 after re-encoding) points to purple but, fed back through a shared colour head, ran away to a
-saturated green scene (9 dB). An edit of the latent itself is `edit-image`'s, which reaches purple on the same views;
-the field then only has to fit images, which its colour head can (`scripts/diagnose_colour_edit.py`).
+code's way): a pixel step along the gradient that reaches the render does not make the change the loss asks for.
+`scripts/diagnose_colour_edit.py route --scene scenes/yellow_sphere --target-color purple` (toy prior, 8 held-out
+views, DDS's gradient g at the source) gives the mean RGB of each pixel step on the sphere's lit side:
+
+    J_Eᵀ·g (back-propagation)           (−0.89, +0.43, +0.71)  cyan      J_E·J_Eᵀ over the 4 channels: condition ≈ 1700
+    J_D·g  (first-order decoded change) (−0.26, +0.40, +0.16)  green
+    D(z − 0.5·g) − D(z) (a latent step) (−0.07, −0.30, +0.42)  purple
+
+so only a finite step in latent space, then decoded, is the edit. A colours-only field fed J_Eᵀ·g kept a green cap
+(purple on 0 % of held-out views); fed J_D·g (a route tried on 2026-12-07 and removed) it saturated the whole scene
+green (9 dB outside the sphere). Editing each view's latent is `edit-image`'s edit, and the field then only has to
+fit images, which its colour head can (`diagnose_colour_edit.py run`: the head fitted to exact purple renders).
 Instruct-NeRF2NeRF edits the dataset likewise, with a 2D editor in place of score distillation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from torch import Tensor
@@ -76,3 +82,29 @@ def advance(edit: ViewEdit, distill, config: EditConfig, steps: int, seed: int, 
 def view_fit_loss(render: Tensor, target: Tensor) -> Tensor:
     """‖R_v(θ) − x*_v‖² (mean over pixels) at the prior's resolution."""
     return ((render - target.to(render.device)) ** 2).mean()
+
+
+def view_edits_state(edits: Dict[int, ViewEdit]) -> Dict[int, dict]:
+    """What a checkpoint keeps of the views' edits, so a resumed run continues them (CPU tensors)."""
+    return {
+        index: {
+            "latent": edit.latent.detach().cpu(),
+            "source_latent": edit.source_latent.cpu(),
+            "residual": edit.residual.cpu(),
+            "steps": edit.steps,
+            "optimizer": None if edit.optimizer is None else edit.optimizer.state_dict(),
+        }
+        for index, edit in edits.items()
+    }
+
+
+def load_view_edits(state: Dict[int, dict], config: EditConfig, device) -> Dict[int, ViewEdit]:
+    """The views' edits of `view_edits_state`, on `device`, their optimisers restored."""
+    edits = {}
+    for index, saved in state.items():
+        edit = ViewEdit(saved["latent"].to(device).requires_grad_(True), saved["source_latent"].to(device), saved["residual"].to(device), saved["steps"])
+        if saved["optimizer"] is not None:
+            edit.optimizer = make_optimizer([edit.latent], config)
+            edit.optimizer.load_state_dict(saved["optimizer"])
+        edits[int(index)] = edit
+    return edits
