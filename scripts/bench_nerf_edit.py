@@ -3,7 +3,8 @@
 
 Splits: geometry (appearance-only: the frozen samples/weights/features of the view, cached per
 view), source (render + encode of the source view, cached), render (target RGB with a graph),
-encode (VAE encoder), loss (the loss core: UNet calls), backward (into the field) + Adam step.
+encode (VAE encoder; --distill-into field only), loss (the loss core: UNet calls; with views, the view's
+--pipeline.view-steps-per-visit latent steps and the decode of its edit), backward (into the field) + Adam step.
 
 Builds the `nerfedit-small` pipeline in-process on a bundled scene with the toy prior, freezes the
 source, and runs edit steps exactly as training does (the pipeline's `edit_step`, which back-propagates, then
@@ -43,6 +44,7 @@ def build(args: argparse.Namespace, appearance_only: bool):
     pipeline_config.target_prompt = "a blue cube on a wooden floor"
     pipeline_config.edit_resolution = args.resolution
     pipeline_config.edit_appearance_only = appearance_only
+    pipeline_config.distill_into = args.distill_into
     pipeline = pipeline_config.setup(device="cpu", test_mode="val")
     if args.load_dir is not None:
         from nerfedit.nerf.edit.source import checkpoint_path
@@ -82,7 +84,7 @@ def bench(args: argparse.Namespace, appearance_only: bool) -> dict:
         rows.append(timings)
 
     def mean(key, rows_=rows):
-        values = [r[key] for r in rows_]
+        values = [r[key] for r in rows_ if key in r]
         return round(statistics.mean(values), 3) if values else None
 
     cached = [r for r in rows if r["source_cached"]]
@@ -92,7 +94,7 @@ def bench(args: argparse.Namespace, appearance_only: bool) -> dict:
         "steps": len(rows),
         "views": views,
         "s_per_step": mean("total"),
-        "split_s": {k: mean(k) for k in ("geometry", "source", "render", "encode", "loss", "backward")},
+        "split_s": {k: mean(k) for k in ("geometry", "source", "render", "encode", "loss", "backward") if mean(k) is not None},
         "source_s_first_visit": mean("source", fresh),
         "source_s_cached": mean("source", cached),
         "geometry_s_first_visit": mean("geometry", fresh),
@@ -112,6 +114,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--load-dir", type=Path, default=None, help="a nerfedit/nerfacto checkpoint folder (default: untrained field)")
     parser.add_argument("--mode", choices=["both", "appearance", "full"], default="both")
+    parser.add_argument("--distill-into", choices=["views", "field"], default="views", help="the edit's route (default: views, the pipeline's)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     modes = {"both": [True, False], "appearance": [True], "full": [False]}[args.mode]
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
             f"{result['s_per_step_cached_source']} s/step once cached",
             flush=True,
         )
-    print(json.dumps({"prior": args.prior, "loss": args.loss, "resolution": args.resolution, "threads": args.threads, "results": results}, indent=1))
+    print(json.dumps({"prior": args.prior, "loss": args.loss, "distill_into": args.distill_into, "resolution": args.resolution, "threads": args.threads, "results": results}, indent=1))
     return 0
 
 

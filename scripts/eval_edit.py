@@ -86,6 +86,7 @@ def parse_args(argv: Sequence[str] | None):
     over.add_argument("--t-max", type=int, default=None)
     over.add_argument("--grad-scale", type=float, default=None)
     over.add_argument("--patchnce-weight", type=float, default=None)
+    over.add_argument("--paste", choices=("replace", "delta"), default=None)
     p.add_argument("--judge", default="default", help="'default' (the shipped judge), a checkpoint path, or 'none'")
     p.add_argument("--out", default=None, help="folder for eval_edit.md and results.json")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here (first seed)")
@@ -141,7 +142,7 @@ def evaluate(args) -> int:
     from nerfedit.quiet import quiet_libraries
     from nerfedit.eval import edit_scores as scores
     from nerfedit.eval.edit_runs import edit_matrix_entry, rows_to_edit
-    from nerfedit.eval.edit_settings import describe, edit_image_settings, overrides_from_args, settings_record
+    from nerfedit.eval.edit_settings import describe, edit_image_paste, edit_image_settings, overrides_from_args, settings_record
     from nerfedit.eval.judging import load_judge_option
     from nerfedit.eval.swaps import held_out_swaps
     from nerfedit.priors import load_prior
@@ -193,7 +194,8 @@ def evaluate(args) -> int:
         for seed in seeds:
             config, loss_config = edit_image_settings(name, overrides)
             config.seed = seed
-            runs = edit_matrix_entry(prior, swaps, loss_config, config, forms, batch=args.batch, on_step=bar.update, **edit_options)
+            paste = edit_image_paste(name, overrides)
+            runs = edit_matrix_entry(prior, swaps, loss_config, config, forms, paste=paste, batch=args.batch, on_step=bar.update, **edit_options)
             for form, run in runs.items():
                 per_edit[name][form].append(scores.score_edits(swaps, run["images"], judge))
                 edits += len(run["edited"])

@@ -67,6 +67,18 @@ def test_settings_are_edit_image_defaults_and_overrides_are_labelled():
     record = settings_record("cds", ["--lr", "0.025", "--patchnce-weight", "1"])
     assert record["optimiser"]["lr"] == 0.025
     assert sorted(record["non_default"]) == ["loss.patchnce_weight", "optimiser.lr"]
+    assert settings_record("cds", ["--paste", "delta"])["non_default"] == ["output.paste"]
+
+
+def test_delta_paste_of_an_unedited_square_is_the_input_itself(tiny_prior):
+    """`--paste delta` adds the decoded change to the input: no change (the source's own decode) gives the input."""
+    from nerfedit.image.fit import delta_pasted
+
+    images = torch.rand(2, 3, tiny_prior.resolution, tiny_prior.resolution, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        unedited = tiny_prior.decode_latents(tiny_prior.encode_images(images))
+    assert torch.allclose(delta_pasted(tiny_prior, images, unedited), images, atol=1e-5)
+    assert not torch.allclose(unedited, images, atol=1e-2)  # while replace would give the VAE's reconstruction
 
 
 def test_ssim_is_one_for_identical_images_and_lower_otherwise():

@@ -43,6 +43,7 @@ def edit_rows(
     loss_config,
     config,
     batch: int,
+    paste: str = "replace",
     on_step: Optional[Callable[[float], None]] = None,
     **edit_options,
 ) -> Dict[str, object]:
@@ -55,6 +56,7 @@ def edit_rows(
     steps skipped for NaN/Inf gradients, and the seconds spent optimising.
     """
     from nerfedit.image.edit import edit_image
+    from nerfedit.image.fit import delta_pasted
     from nerfedit.losses import build_loss
 
     edited, skipped, seconds = [], 0, 0.0
@@ -77,7 +79,7 @@ def edit_rows(
             callback=callback,
             **edit_options,
         )
-        edited.append(out)
+        edited.append(delta_pasted(prior, images[rows], out) if paste == "delta" else out)
         skipped += history.skipped
         seconds += history.seconds
     return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}
@@ -91,6 +93,7 @@ def edit_matrix_entry(
     forms: Sequence[str],
     *,
     batch: int,
+    paste: str = "replace",
     on_step: Optional[Callable[[float], None]] = None,
     **edit_options,
 ) -> Dict[str, Dict[str, object]]:
@@ -109,7 +112,7 @@ def edit_matrix_entry(
         if rows:
             run = edit_rows(
                 prior, swaps.images[rows], [sources[i] for i in rows], [targets[i] for i in rows],
-                loss_config=loss_config, config=config, batch=batch, on_step=on_step, **edit_options,
+                loss_config=loss_config, config=config, batch=batch, paste=paste, on_step=on_step, **edit_options,
             )  # fmt: skip
             images[rows] = run["images"]
         for i in sorted(set(range(len(swaps))) - set(rows)):

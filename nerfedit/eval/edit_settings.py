@@ -17,6 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 
 OVERRIDE_OPTIONS: Tuple[str, ...] = (
     "--steps", "--optimizer", "--lr", "--lr-schedule", "--guidance-scale", "--t-min", "--t-max", "--grad-scale", "--patchnce-weight",
+    "--paste",
 )  # fmt: skip
 """`nerfedit edit-image` options an evaluation forwards when given (each takes one value)."""
 
@@ -48,12 +49,17 @@ def edit_image_settings(loss: str, overrides: Sequence[str] = ()):
     return edit_config(args), loss_config(args).with_defaults()
 
 
+def edit_image_paste(loss: str, overrides: Sequence[str] = ()) -> str:
+    """What `nerfedit edit-image --loss LOSS [overrides]` pastes back: "replace" (the decoded edit) or "delta"."""
+    return edit_image_namespace(loss, overrides).paste
+
+
 def settings_record(loss: str, overrides: Sequence[str] = ()) -> Dict[str, object]:
     """The settings of `loss` as plain values, and the names of those that differ from edit-image's defaults."""
     config, distillation = edit_image_settings(loss, overrides)
     default_config, default_distillation = edit_image_settings(loss)
-    used = {"optimiser": _optimiser_fields(config), "loss": _plain(asdict(distillation))}
-    defaults = {"optimiser": _optimiser_fields(default_config), "loss": _plain(asdict(default_distillation))}
+    used = {"optimiser": _optimiser_fields(config), "loss": _plain(asdict(distillation)), "output": {"paste": edit_image_paste(loss, overrides)}}
+    defaults = {"optimiser": _optimiser_fields(default_config), "loss": _plain(asdict(default_distillation)), "output": {"paste": edit_image_paste(loss)}}
     changed = [f"{group}.{key}" for group in used for key in used[group] if used[group][key] != defaults[group][key]]
     return {**used, "non_default": changed}
 
@@ -105,4 +111,5 @@ def describe(record: Dict[str, object]) -> str:
     ]
     if loss.get("patchnce_weight") is not None:
         parts.append(mark("loss", "patchnce_weight", f"PatchNCE {loss['patchnce_weight']:g}"))
+    parts.append(mark("output", "paste", f"paste {record['output']['paste']}"))
     return ", ".join(parts)

@@ -82,6 +82,14 @@ def edit_image_any_size(
 
 
 @torch.no_grad()
+def delta_pasted(prior, images: Tensor, edited: Tensor) -> Tensor:
+    """`--paste delta` for squares at the prior's resolution [B, 3, R, R]: images + edited − D(E(images)), clamped
+    to [0, 1] (`io.from_square`'s rule where the square is the whole image)."""
+    reconstructed = prior.decode_latents(prior.encode_images(images.to(prior.device))).to(edited.device)
+    return (images.to(edited.device) + edited - reconstructed).clamp(0, 1)
+
+
+@torch.no_grad()
 def _reconstruction(prior, images: Tensor) -> np.ndarray:
     """The unedited square as the prior's VAE gives it back (what `paste="delta"` subtracts)."""
     return to_hwc(prior.decode_latents(prior.encode_images(images.to(prior.device))))
