@@ -101,7 +101,8 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     RGB loss (`edit/view_edits.py` says why). "field": back-propagated through the VAE encoder into the render (the
     DDS/CDS reference code's way; crops and novel views need it)."""
     view_edit: EditConfig = field(default_factory=EditConfig)
-    """distill-into views: how a view's latent is optimised (the defaults are `nerfedit edit-image`'s)."""
+    """distill-into views: how a view's latent is optimised (the defaults are `nerfedit edit-image`'s; --pipeline.seed
+    seeds the views, so its seed and save-progress-every are not used)."""
     view_steps_per_visit: int = 16
     """distill-into views: loss steps on a view's latent each time an edit step draws it."""
     edit_region: str = "none"
