@@ -373,13 +373,15 @@ def test_appearance_only_step_reuses_frozen_geometry(loaded, monkeypatch):
     pipeline.prepare_edit()
 
 
-@pytest.mark.parametrize("route", ["views", "field"])
-def test_edit_step_on_each_route_trains_only_the_colour_head(loaded, monkeypatch, route):
+@pytest.mark.parametrize("route, render_chunk", [("views", 1 << 15), ("views", 100), ("field", 1 << 15), ("field", 100)])
+def test_edit_step_on_each_route_trains_only_the_colour_head(loaded, monkeypatch, route, render_chunk):
     """views: the drawn view's latent takes view_steps_per_visit loss steps and the render is fitted to it;
-    field: the loss back-propagates through the encoder. Either way only the colour head gets gradients."""
+    field: the loss back-propagates through the encoder. Either way only the colour head gets gradients, also when
+    the 16² render (256 rays) is above --pipeline.render-chunk and goes through deferred back-propagation."""
     _, pipeline, _ = loaded
     model = pipeline.model
     monkeypatch.setattr(pipeline.config, "distill_into", route)
+    monkeypatch.setattr(pipeline.config, "render_chunk", render_chunk)
     monkeypatch.setattr(pipeline.config, "edit_appearance_only", True)
     monkeypatch.setattr(pipeline.config, "edit_resolution", 16)
     monkeypatch.setattr(pipeline.config, "view_steps_per_visit", 3)

@@ -229,7 +229,7 @@ class NerfEditPipeline(VanillaPipeline):
         with self._timed("loss"):
             out = self.distill(z, z_source, step - int(self.model.edit_start_step), view.seed, region)
         with self._timed("backward"):
-            loss_dict = self.backward(out, image, aux_loss, view, deferred)
+            loss_dict = self.backward(None if out.skipped else out.loss, image, aux_loss, view, deferred)
         self.skipped.record(step, out)
         metrics: Dict[str, Any] = {"edit_t": float(out.t.float().mean()), **{f"edit_{k}": v for k, v in out.terms.items()}}
         metrics.update(self.datamanager.stats, skipped_steps=self.skipped.count)
@@ -255,11 +255,7 @@ class NerfEditPipeline(VanillaPipeline):
             image, aux_loss = self.render_target(view, geometry, deferred)
         with self._timed("backward"):
             loss = view_fit_loss(at_prior_resolution(prior, image).to(prior.device), target)
-            total = loss.to(self.device) + (aux_loss if aux_loss is not None else 0.0)
-            (self.grad_scaler.scale(total) if self.grad_scaler is not None else total).backward()
-        loss_dict = {"edit_loss": loss.detach().to(self.device)}
-        if aux_loss is not None:
-            loss_dict["interlevel_loss"] = aux_loss.detach()
+            loss_dict = self.backward(loss, image, aux_loss, view, deferred)
         metrics = {"view_edit_steps": edit.steps, "views_started": len(self.datamanager.view_edits), **self.datamanager.stats}
         return loss_dict, {**metrics, "skipped_steps": self.skipped.count}
 
@@ -326,14 +322,15 @@ class NerfEditPipeline(VanillaPipeline):
                 z, prompt=target_prompt, source_prompt=source_prompt, z_source=z_source, step=edit_step, generator=generator, **restrict
             )
 
-    def backward(self, out: LossOutput, image: torch.Tensor, aux_loss, view: EditView, deferred: bool) -> Dict[str, torch.Tensor]:
-        """Back-propagate the loss (and the interlevel loss) into the field, scaled by the trainer's grad scaler;
-        deferred: through the leaf image, then pass 2 of `deferred_backward`. Nothing on a skipped step."""
-        if out.skipped:
+    def backward(self, loss: Optional[torch.Tensor], image: torch.Tensor, aux_loss, view: EditView, deferred: bool) -> Dict[str, torch.Tensor]:
+        """Back-propagate the edit's scalar `loss` of `image` (and the interlevel loss) into the field, scaled by the
+        trainer's grad scaler; deferred: into the leaf image, then pass 2 of `deferred_backward`. None: a skipped
+        step, nothing back-propagated."""
+        if loss is None:
             return {"edit_loss": torch.zeros((), device=self.device)}
-        loss_dict = {"edit_loss": out.loss.detach().to(self.device)}
+        loss_dict = {"edit_loss": loss.detach().to(self.device)}
         if deferred:
-            out.loss.backward()
+            loss.backward()
             scale = float(self.grad_scaler.get_scale()) if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
             aux = self._aux_loss()
             aux_total = deferred_backward(
@@ -342,7 +339,7 @@ class NerfEditPipeline(VanillaPipeline):
             if aux is not None:
                 loss_dict["interlevel_loss"] = torch.tensor(aux_total, device=self.device)
             return loss_dict
-        total = out.loss.to(self.device)
+        total = loss.to(self.device)
         if aux_loss is not None:
             total = total + aux_loss
             loss_dict["interlevel_loss"] = aux_loss.detach()
