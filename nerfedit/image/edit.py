@@ -33,6 +33,7 @@ from nerfedit.image.optim import (  # noqa: F401  (DDS_SGD_LR: callers import th
     generate_config,
     lr_factor,
     make_optimizer,
+    optimiser_step,
 )
 from nerfedit.losses.base import DistillationConfig, DistillationLoss, Prompt
 
@@ -66,7 +67,6 @@ def optimize_latents(
     if z_source is not None:
         z_source = z_source.detach().float()
     optimizer = make_optimizer([z], config)
-    base_lr = config.resolved_lr()
     history = EditHistory(region=region)
     restrict = {} if region is None else {"region": region}  # none: the loss is called exactly as before
     keep_every = config.save_progress_every
@@ -81,24 +81,13 @@ def optimize_latents(
         generator = torch.Generator(device=z.device).manual_seed(config.seed)
         bar = tqdm(range(config.steps), desc=desc, disable=not progress, dynamic_ncols=True, leave=False)
         for step in bar:
-            lr = base_lr * lr_factor(step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
             out = loss(z, prompt=prompt, source_prompt=source_prompt, z_source=z_source, step=step, generator=generator, **restrict)
             t_mean = float(out.t.float().mean()) if out.t is not None and out.t.numel() else float("nan")
-            applied = not history.skips.record(step, out)
-            if applied:
-                out.loss.backward()
-                applied = z.grad is not None and bool(torch.isfinite(z.grad).all())  # never apply a corrupt step
-                if not applied:
-                    history.skips.steps.append(step)
-            if applied:
-                optimizer.step()
+            applied = optimiser_step(optimizer, z, out, step, config, history.skips)
             history.loss.append(float(out.loss.detach()) if applied else float("nan"))
             history.grad_norm.append(out.grad_norm if applied else float("nan"))
             history.t.append(t_mean)
-            history.lr.append(lr)
+            history.lr.append(optimizer.param_groups[0]["lr"])
             history.terms.append(dict(out.terms))
             done = step + 1
             if keep_every and (done % keep_every == 0 or done == config.steps):

@@ -68,7 +68,7 @@ def edit_image_any_size(
     edited, history = edit_image(
         prior, x, target=target, source=source, loss=loss, config=config, progress=progress, callback=callback, region=region
     )
-    reconstructed = _reconstruction(prior, x) if paste == "delta" else None
+    reconstructed = to_hwc(reconstruction(prior, x)) if paste == "delta" else None
 
     def pasted(images: Tensor) -> np.ndarray:
         return io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
@@ -85,14 +85,13 @@ def edit_image_any_size(
 def delta_pasted(prior, images: Tensor, edited: Tensor) -> Tensor:
     """`--paste delta` for squares at the prior's resolution [B, 3, R, R]: images + edited − D(E(images)), clamped
     to [0, 1] (`io.from_square`'s rule where the square is the whole image)."""
-    reconstructed = prior.decode_latents(prior.encode_images(images.to(prior.device))).to(edited.device)
-    return (images.to(edited.device) + edited - reconstructed).clamp(0, 1)
+    return (images.to(edited.device) + edited - reconstruction(prior, images).to(edited.device)).clamp(0, 1)
 
 
 @torch.no_grad()
-def _reconstruction(prior, images: Tensor) -> np.ndarray:
-    """The unedited square as the prior's VAE gives it back (what `paste="delta"` subtracts)."""
-    return to_hwc(prior.decode_latents(prior.encode_images(images.to(prior.device))))
+def reconstruction(prior, images: Tensor) -> Tensor:
+    """The unedited squares [B, 3, R, R] as the prior's VAE gives them back (what `paste="delta"` subtracts)."""
+    return prior.decode_latents(prior.encode_images(images.to(prior.device)))
 
 
 __all__ = ["FittedEdit", "edit_image_any_size", "to_hwc"]

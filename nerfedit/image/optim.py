@@ -152,6 +152,23 @@ def make_optimizer(params: Sequence[Tensor], config: EditConfig) -> torch.optim.
     return torch.optim.AdamW(params, lr=lr)
 
 
+def optimiser_step(optimizer: torch.optim.Optimizer, z: Tensor, out: LossOutput, step: int, config: EditConfig, skips: SkippedSteps) -> bool:
+    """One step of `edit-image`'s optimisation of the latent `z` from the loss's output `out` at `step` (0-based): the
+    schedule's learning rate, backward, optimiser step. A skipped (NaN/Inf) or corrupt gradient applies nothing and
+    is counted in `skips`. Returns whether the step was applied."""
+    for group in optimizer.param_groups:
+        group["lr"] = config.resolved_lr() * lr_factor(step, config)
+    optimizer.zero_grad(set_to_none=True)
+    if skips.record(step, out):
+        return False
+    out.loss.backward()
+    if z.grad is None or not bool(torch.isfinite(z.grad).all()):  # never apply a corrupt step
+        skips.steps.append(step)
+        return False
+    optimizer.step()
+    return True
+
+
 def lr_factor(step: int, config: EditConfig) -> float:
     """Multiplier of the base learning rate at `step` (0-based)."""
     if config.schedule == "step":

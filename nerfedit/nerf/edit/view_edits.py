@@ -31,7 +31,7 @@ from typing import Dict, Optional
 import torch
 from torch import Tensor
 
-from nerfedit.image.optim import EditConfig, lr_factor, make_optimizer
+from nerfedit.image.optim import EditConfig, make_optimizer, optimiser_step
 
 
 @dataclass
@@ -69,12 +69,7 @@ def advance(edit: ViewEdit, distill, config: EditConfig, steps: int, seed: int, 
         edit.optimizer = make_optimizer([edit.latent], config)
     for _ in range(min(steps, config.steps - edit.steps)):
         out = distill(edit.latent, edit.source_latent, edit.steps, seed * 1_000 + edit.steps)
-        if not skipped.record(edit.steps, out):
-            for group in edit.optimizer.param_groups:
-                group["lr"] = config.resolved_lr() * lr_factor(edit.steps, config)
-            edit.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            edit.optimizer.step()
+        optimiser_step(edit.optimizer, edit.latent, out, edit.steps, config, skipped)
         edit.steps += 1
     return edit
 
