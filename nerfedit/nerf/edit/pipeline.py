@@ -11,7 +11,8 @@ Phases, in ONE run and one output folder (the trainer, `edit/trainer.py`, switch
 
 With `--load-dir` of a nerfacto run the reconstruction is skipped: that model is the source. With
 `--load-dir` of this run's own checkpoints (or `--load-config` of its config.yml) it resumes (`edit/source.py`).
-The pipeline orchestrates; views and caches are the datamanager's, the GUI is the viewer's, the loss the core's.
+The pipeline orchestrates; renders and back-propagation are `edit/renders.py`'s, views and caches the datamanager's,
+the GUI the viewer's, the loss the core's.
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ from nerfedit.losses.output import LossOutput, SkippedSteps
 from nerfedit.nerf.common.loss_help import nerf_edit_default
 from nerfedit.image.optim import EditConfig
 from nerfedit.nerf.common.prior_options import PriorOptions, at_prior_resolution, encode_renders, load_configured_prior
-from nerfedit.nerf.common.render import deferred_backward, from_image, render_image, render_with_graph, seeded_rng, to_image
 from nerfedit.nerf.edit.datamanager import EditDataManager, EditDataManagerConfig, EditView
 from nerfedit.nerf.edit.loss_config import NerfLossConfig, apply_loss_defaults
 from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
+from nerfedit.nerf.edit.renders import EditRenders
 from nerfedit.nerf.edit.region import load_region, view_region
 from nerfedit.nerf.edit.source import load_pipeline
 from nerfedit.nerf.edit.view_edits import advance, start_view_edit, view_fit_loss
 from nerfedit.nerf.edit.viewer import EditControls, preview, start_pause
+from nerfedit.priors.loader import prior_loss_defaults
 from nerfedit.priors.words import refuse_unknown_words
 
 
@@ -115,7 +117,7 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     same settings; a few seconds with the toy prior on a CPU, ~20 s with Stable Diffusion on a GPU)."""
 
 
-class NerfEditPipeline(VanillaPipeline):
+class NerfEditPipeline(EditRenders, VanillaPipeline):
     """VanillaPipeline for the reconstruction; render → encode → loss core → backward for the edit."""
 
     config: NerfEditPipelineConfig
@@ -145,7 +147,7 @@ class NerfEditPipeline(VanillaPipeline):
             config.source_prompt,
             config.target_prompt,
             config.loss.name,
-            float(config.loss.with_defaults().guidance_scale or 7.5),
+            float(config.loss.with_defaults(prior_loss_defaults(config.prior, "--pipeline.prior")).guidance_scale or 7.5),
             lambda: preview(self),
             lambda: start_pause(self),
             self.datamanager.initial_view,
@@ -259,57 +261,6 @@ class NerfEditPipeline(VanillaPipeline):
         metrics = {"view_edit_steps": edit.steps, "views_started": len(self.datamanager.view_edits), **self.datamanager.stats}
         return loss_dict, {**metrics, "skipped_steps": self.skipped.count}
 
-    def frozen_geometry(self, view: EditView):
-        """The target's frozen geometry of the view's edited square (appearance-only edits), cached for training views."""
-        geometry = self.datamanager.cached_geometry(view)
-        if geometry is None:
-            bundle = view.target_bundle()
-            with seeded_rng(bundle, view.seed, 0):
-                geometry = self.model.frozen_geometry(bundle)
-            self.datamanager.store_geometry(view, geometry)
-        return geometry
-
-    def source_latent(self, view: EditView, geometry=None) -> torch.Tensor:
-        """Latent of the source's render of the view's edited square; a training view's is made once (cached).
-
-        With `geometry` (appearance-only edits, whole views) the source is rendered from the target's
-        frozen geometry with the source's colour head: no second sampling/density pass.
-        """
-        size = view.size
-        cached = self.datamanager.cached_source(view)
-        if cached is None:
-            image = self.source_image(view, geometry)
-            if view.novel:
-                return self.encode_source(image)
-            cached = {"latent": self.encode_source(image)} if view.whole else {"image": image}
-            self.datamanager.store_source(view, cached)
-        if view.whole:
-            return cached["latent"]
-        top, left = view.crop
-        return self.encode_source(cached["image"][..., top : top + size, left : left + size])
-
-    @torch.no_grad()
-    def source_image(self, view: EditView, geometry=None) -> torch.Tensor:
-        """The source's render of the view: its edited square (novel views, or from `geometry`), else the whole view."""
-        size, chunk = view.size, self.config.render_chunk
-        if geometry is not None and (view.whole or view.novel):
-            return to_image(self.model.render_appearance(geometry, source=True).float(), size, size)
-        if view.novel:
-            return to_image(render_image(self.model.source, view.target_bundle(), chunk, view.seed), size, size)
-        return to_image(render_image(self.model.source, view.bundle, chunk, view.seed), view.height, view.width)
-
-    def render_target(self, view: EditView, geometry, deferred: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """[1, 3, size, size] render of the target (with its graph, or a leaf for deferred back-propagation) and
-        nerfacto's interlevel loss of it when the whole field is edited (None otherwise)."""
-        size = view.size
-        if deferred:  # pass 1 without a graph; `backward` re-renders chunk by chunk
-            image = to_image(render_image(self.model, view.target_bundle(), self.config.render_chunk, view.seed), size, size)
-            return image.requires_grad_(True), None
-        if geometry is not None:
-            return to_image(self.model.render_appearance(geometry).float(), size, size), None
-        rgb, aux_loss = render_with_graph(self.model, view.target_bundle(), self._aux_loss(), view.seed)
-        return to_image(rgb, size, size), aux_loss
-
     def distill(self, z: torch.Tensor, z_source: torch.Tensor, edit_step: int, seed: int, region=None) -> LossOutput:
         """The loss core's output for the latents `z` of the target against `z_source` (fp32, outside autocast);
         `region` [1, 1, h, w] restricts its gradient (None: not passed at all, the loss is called as without one)."""
@@ -321,34 +272,6 @@ class NerfEditPipeline(VanillaPipeline):
             return self.current_loss()(
                 z, prompt=target_prompt, source_prompt=source_prompt, z_source=z_source, step=edit_step, generator=generator, **restrict
             )
-
-    def backward(self, loss: Optional[torch.Tensor], image: torch.Tensor, aux_loss, view: EditView, deferred: bool) -> Dict[str, torch.Tensor]:
-        """Back-propagate the edit's scalar `loss` of `image` (and the interlevel loss) into the field, scaled by the
-        trainer's grad scaler; deferred: into the leaf image, then pass 2 of `deferred_backward`. None: a skipped
-        step, nothing back-propagated."""
-        if loss is None:
-            return {"edit_loss": torch.zeros((), device=self.device)}
-        loss_dict = {"edit_loss": loss.detach().to(self.device)}
-        if deferred:
-            loss.backward()
-            scale = float(self.grad_scaler.get_scale()) if self.grad_scaler is not None and self.grad_scaler.is_enabled() else 1.0
-            aux = self._aux_loss()
-            aux_total = deferred_backward(
-                self.model, view.target_bundle(), from_image(image.grad), self.config.render_chunk, aux, view.seed, scale
-            )
-            if aux is not None:
-                loss_dict["interlevel_loss"] = torch.tensor(aux_total, device=self.device)
-            return loss_dict
-        total = loss.to(self.device)
-        if aux_loss is not None:
-            total = total + aux_loss
-            loss_dict["interlevel_loss"] = aux_loss.detach()
-        (self.grad_scaler.scale(total) if self.grad_scaler is not None else total).backward()
-        return loss_dict
-
-    def _aux_loss(self):
-        """nerfacto's interlevel loss keeps the proposals on the density when the whole field is edited."""
-        return None if self.config.edit_appearance_only else self.model.interlevel_loss
 
     @contextmanager
     def _timed(self, part: str) -> Iterator[None]:
