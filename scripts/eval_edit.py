@@ -86,7 +86,7 @@ def parse_args(argv: Sequence[str] | None):
     over.add_argument("--t-max", type=int, default=None)
     over.add_argument("--grad-scale", type=float, default=None)
     over.add_argument("--patchnce-weight", type=float, default=None)
-    over.add_argument("--paste", choices=("replace", "delta"), default=None)
+    over.add_argument("--paste", choices=("replace", "delta", "blend"), default=None)
     p.add_argument("--judge", default="default", help="'default' (the shipped judge), a checkpoint path, or 'none'")
     p.add_argument("--out", default=None, help="folder for eval_edit.md and results.json")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here (first seed)")
@@ -150,7 +150,7 @@ def evaluate(args) -> int:
     lists = parse_lists(args)
     losses, seeds, forms = lists["losses"], lists["seeds"], lists["forms"]
     overrides = overrides_from_args(args)
-    settings = {name: settings_record(name, overrides) for name in losses}  # bad override values fail here, before loading
+    settings = {name: settings_record(name, overrides, args.prior) for name in losses}  # bad override values fail here, before loading
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)  # first: --sheet may be inside it
     if args.sheet:
@@ -192,7 +192,7 @@ def evaluate(args) -> int:
     for name in losses:
         start, edits, skipped = time.perf_counter(), 0, 0
         for seed in seeds:
-            config, loss_config = edit_image_settings(name, overrides)
+            config, loss_config = edit_image_settings(name, overrides, args.prior)
             config.seed = seed
             paste = edit_image_paste(name, overrides)
             runs = edit_matrix_entry(prior, swaps, loss_config, config, forms, paste=paste, batch=args.batch, on_step=bar.update, **edit_options)
@@ -234,7 +234,7 @@ def usable_losses(prior, losses: List[str], overrides: List[str], skip_unusable:
     usable = []
     for name in losses:
         try:
-            build_loss(edit_image_settings(name, overrides)[1], prior)
+            build_loss(edit_image_settings(name, overrides, prior.name)[1], prior)
             usable.append(name)
         except UserError as error:
             if not skip_unusable:

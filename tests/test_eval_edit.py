@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,7 +63,7 @@ def test_kept_pixels_are_where_the_rendered_target_equals_the_source(swaps):
 def test_settings_are_edit_image_defaults_and_overrides_are_labelled():
     config, loss = edit_image_settings("dds")
     assert (config.steps, config.optimizer, config.resolved_lr(), config.schedule) == (200, "sgd", 0.1, "step")
-    assert (loss.guidance_scale, loss.t_min, loss.t_max) == (7.5, 50, 949)
+    assert (loss.guidance_scale, loss.t_min, loss.t_max) == (2.5, 50, 949)  # the toy prior's own CFG (loss_defaults.json)
     assert settings_record("cds")["non_default"] == []
     record = settings_record("cds", ["--lr", "0.025", "--patchnce-weight", "1"])
     assert record["optimiser"]["lr"] == 0.025
@@ -72,12 +73,13 @@ def test_settings_are_edit_image_defaults_and_overrides_are_labelled():
 
 def test_delta_paste_of_an_unedited_square_is_the_input_itself(tiny_prior):
     """`--paste delta` adds the decoded change to the input: no change (the source's own decode) gives the input."""
-    from nerfedit.image.fit import delta_pasted
+    from nerfedit.image.fit import pasted_squares
 
     images = torch.rand(2, 3, tiny_prior.resolution, tiny_prior.resolution, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         unedited = tiny_prior.decode_latents(tiny_prior.encode_images(images))
-    assert torch.allclose(delta_pasted(tiny_prior, images, unedited), images, atol=1e-5)
+    assert torch.allclose(pasted_squares(tiny_prior, images, unedited, "delta"), images, atol=1e-5)
+    assert torch.allclose(pasted_squares(tiny_prior, images, unedited, "blend"), images, atol=1e-5)
     assert not torch.allclose(unedited, images, atol=1e-2)  # while replace would give the VAE's reconstruction
 
 
@@ -130,3 +132,49 @@ def test_eval_edit_plumbing_on_the_tiny_prior(tiny_prior_dir, tmp_path, capsys):
     assert "| dds | short | shape |" in markdown and "[non-default]" in markdown
     assert (tmp_path / "sheet.png").is_file()
     assert "| dds | full | floor |" in capsys.readouterr().out
+
+
+def test_a_priors_loss_defaults_fill_what_the_user_left_unset(tiny_prior_dir, tmp_path):
+    """A prior folder's loss_defaults.json comes before the paper's default; an explicit setting before both; a folder
+    without one (every SD checkpoint) keeps the paper's; a file naming no loss or no setting is one line."""
+    import shutil
+
+    from nerfedit.errors import UserError
+    from nerfedit.losses import build_loss
+    from nerfedit.losses.base import DistillationConfig
+    from nerfedit.priors import load_prior
+    from nerfedit.priors.loader import LOSS_DEFAULTS_FILE, prior_loss_defaults
+
+    assert prior_loss_defaults(str(tiny_prior_dir)) == {}
+    assert edit_image_settings("cds", prior=str(tiny_prior_dir))[1].guidance_scale == 7.5
+    folder = tmp_path / "prior"
+    shutil.copytree(tiny_prior_dir, folder)
+    (folder / LOSS_DEFAULTS_FILE).write_text('{"_why": "a test", "dds": {"guidance_scale": 2.0, "t_max": 700}}')
+    prior = load_prior(str(folder), device="cpu")
+    assert build_loss(DistillationConfig(name="dds"), prior).config.guidance_scale == 2.0
+    assert build_loss(DistillationConfig(name="dds", guidance_scale=6.0), prior).config.t_max == 700
+    assert build_loss(DistillationConfig(name="dds", guidance_scale=6.0), prior).config.guidance_scale == 6.0
+    assert build_loss(DistillationConfig(name="cds"), prior).config.guidance_scale == 7.5
+    assert settings_record("dds", prior=str(folder))["loss"]["guidance_scale"] == 2.0
+    for bad in ('{"ddss": {"guidance_scale": 2}}', '{"dds": {"cfg": 2}}', "{not json"):
+        (folder / LOSS_DEFAULTS_FILE).write_text(bad)
+        with pytest.raises(UserError, match=LOSS_DEFAULTS_FILE):
+            prior_loss_defaults(str(folder))
+
+
+def test_blend_paste_keeps_the_input_where_the_edit_kept_it_and_the_edit_where_it_changed():
+    """`blend`: where the decoded edit equals the decoded source the input comes back (its detail, beyond the VAE);
+    where it moved by BLEND_CHANGE or more the decoded edit alone (no ghost of the input); 1 px of grown edge."""
+    from nerfedit.image.io import BLEND_CHANGE, paste_change
+
+    rng = np.random.default_rng(0)
+    original = rng.uniform(0.2, 0.8, (8, 8, 3)).astype(np.float32)
+    reconstructed = np.clip(original + rng.normal(0, 0.03, original.shape), 0, 1).astype(np.float32)  # the VAE's loss
+    edited = reconstructed.copy()
+    edited[:4, :4] = np.clip(edited[:4, :4] + [2 * BLEND_CHANGE, 0, 0], 0, 1)  # the edit recoloured the top-left
+    out = paste_change(original, edited, reconstructed, "blend")
+    assert np.allclose(out[:5, :5], edited[:5, :5], atol=1e-6)  # changed (and its 1-px edge): the edit, no input detail
+    assert np.allclose(out[6:, 6:], original[6:, 6:], atol=1e-6)  # unchanged: the input itself
+    delta = paste_change(original, edited, reconstructed, "delta")
+    assert not np.allclose(delta[:4, :4], edited[:4, :4], atol=1e-3)  # delta would bring the input's detail back in
+    assert np.allclose(paste_change(original, edited, reconstructed, "replace"), edited)

@@ -56,7 +56,7 @@ def edit_rows(
     steps skipped for NaN/Inf gradients, and the seconds spent optimising.
     """
     from nerfedit.image.edit import edit_image
-    from nerfedit.image.fit import delta_pasted
+    from nerfedit.image.fit import pasted_squares
     from nerfedit.losses import build_loss
 
     edited, skipped, seconds = [], 0, 0.0
@@ -79,7 +79,7 @@ def edit_rows(
             callback=callback,
             **edit_options,
         )
-        edited.append(delta_pasted(prior, images[rows], out) if paste == "delta" else out)
+        edited.append(pasted_squares(prior, images[rows], out, paste))
         skipped += history.skipped
         seconds += history.seconds
     return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}

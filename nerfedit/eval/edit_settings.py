@@ -5,7 +5,7 @@ An evaluation must measure what a user gets, so it does not restate any default:
 `loss_config`), with the evaluation's explicit overrides appended as that command's own options. A setting
 is "non-default" when it differs from what the same command line without overrides gives.
 
-    edit_image_settings(loss, overrides)  → (EditConfig, DistillationConfig with the catalogue's defaults filled in)
+    edit_image_settings(loss, overrides, prior)  → (EditConfig, DistillationConfig with the prior's / catalogue's defaults filled in)
     OVERRIDE_OPTIONS                        the edit-image options an evaluation may forward
 """
 
@@ -37,27 +37,29 @@ def edit_image_namespace(loss: str, overrides: Sequence[str] = ()) -> argparse.N
     return edit_image_parser().parse_args(argv)
 
 
-def edit_image_settings(loss: str, overrides: Sequence[str] = ()):
-    """(EditConfig, full DistillationConfig) of `nerfedit edit-image --loss LOSS [overrides]`.
+def edit_image_settings(loss: str, overrides: Sequence[str] = (), prior: str = "toy"):
+    """(EditConfig, full DistillationConfig) of `nerfedit edit-image --prior PRIOR --loss LOSS [overrides]`.
 
-    The `DistillationConfig` has every unset field filled from the catalogue (`with_defaults`), so it
-    can be printed and stored as the settings actually used.
+    The `DistillationConfig` has every unset field filled as the loss fills it on that prior (`with_defaults`:
+    the prior's own `loss_defaults.json`, else the catalogue), so it can be printed and stored as the settings
+    actually used — read from the prior's folder without loading it.
     """
     from nerfedit.image.cli import edit_config, loss_config
+    from nerfedit.priors.loader import prior_loss_defaults
 
     args = edit_image_namespace(loss, overrides)
-    return edit_config(args), loss_config(args).with_defaults()
+    return edit_config(args), loss_config(args).with_defaults(prior_loss_defaults(prior))
 
 
 def edit_image_paste(loss: str, overrides: Sequence[str] = ()) -> str:
-    """What `nerfedit edit-image --loss LOSS [overrides]` pastes back: "replace" (the decoded edit) or "delta"."""
+    """What `nerfedit edit-image --loss LOSS [overrides]` pastes back: "blend" (its default), "replace" or "delta"."""
     return edit_image_namespace(loss, overrides).paste
 
 
-def settings_record(loss: str, overrides: Sequence[str] = ()) -> Dict[str, object]:
-    """The settings of `loss` as plain values, and the names of those that differ from edit-image's defaults."""
-    config, distillation = edit_image_settings(loss, overrides)
-    default_config, default_distillation = edit_image_settings(loss)
+def settings_record(loss: str, overrides: Sequence[str] = (), prior: str = "toy") -> Dict[str, object]:
+    """The settings of `loss` on `prior` as plain values, and the names of those that differ from edit-image's defaults."""
+    config, distillation = edit_image_settings(loss, overrides, prior)
+    default_config, default_distillation = edit_image_settings(loss, prior=prior)
     used = {"optimiser": _optimiser_fields(config), "loss": _plain(asdict(distillation)), "output": {"paste": edit_image_paste(loss, overrides)}}
     defaults = {"optimiser": _optimiser_fields(default_config), "loss": _plain(asdict(default_distillation)), "output": {"paste": edit_image_paste(loss)}}
     changed = [f"{group}.{key}" for group in used for key in used[group] if used[group][key] != defaults[group][key]]

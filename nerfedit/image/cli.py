@@ -12,6 +12,7 @@ from typing import Sequence
 
 from nerfedit import commandline as cl
 from nerfedit.errors import UserError
+from nerfedit.image.io import PASTES
 from nerfedit.losses import catalog
 from nerfedit.region.masks import REGION_HELP
 
@@ -28,7 +29,9 @@ how an image of any size meets the prior's square resolution (64 for toy, 512 fo
 
 PASTE_HELP = """\
 what is pasted back into the input:
-  replace (default) the edited square as the prior's VAE decodes it.
+  blend   (default) delta where the edit changed a pixel little, replace where it changed it
+          a lot: what the edit kept keeps the input's detail, what it replaced leaves no ghost.
+  replace the edited square as the prior's VAE decodes it.
   delta   the input plus the change the edit made (decoded edit - decoded source):
           untouched regions keep the input's full resolution and detail."""
 
@@ -122,7 +125,7 @@ def add_edit_image(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=catalog.LOSS_NAMES, default=catalog.DEFAULT_EDIT_LOSS, help="score-distillation loss (list below)")
     p.add_argument("--steps", type=cl.positive_int, default=200, help="optimisation steps (DDS: 200)")
     p.add_argument("--fit", choices=("crop", "squash"), default="crop", help=FIT_HELP)
-    p.add_argument("--paste", choices=("replace", "delta"), default="replace", help=PASTE_HELP)
+    p.add_argument("--paste", choices=PASTES, default="blend", help=PASTE_HELP)
     p.add_argument("--edit-region", metavar="auto|none|PATH", default="none", help=REGION_HELP)
     sgd = (("sgd", "adam"), "sgd", "step", "learning rate (default: 0.1 for sgd, the DDS notebook; 0.01 for adam)")
     _shared_options(p, catalog.LOSS_NAMES, True, sgd, run_edit_image)
@@ -213,7 +216,7 @@ def build_loss(args: argparse.Namespace, prior):
     from nerfedit.losses import build_loss as build
 
     config = loss_config(args)
-    full = config.with_defaults()
+    full = config.with_defaults(prior.loss_defaults)
     if full.t_min is not None and full.t_max is not None:
         if not (0 <= full.t_min < full.t_max <= prior.num_train_timesteps):
             raise UserError(f"timestep range [{full.t_min}, {full.t_max}) is not inside [0, {prior.num_train_timesteps}] for this prior")

@@ -1,6 +1,6 @@
 """Editing an image of any size: the `--fit` square goes through `edit_image` and comes back by the `--paste` rule.
 
-    edit_image_any_size(prior, image, target=…, source=…, fit="crop", paste="replace") → FittedEdit
+    edit_image_any_size(prior, image, target=…, source=…, fit="crop", paste="blend") → FittedEdit
 
 The rule itself (which square, how it is pasted back) is `nerfedit.image.io.to_square`/`from_square`;
 this module runs the edit between them, so `nerfedit edit-image` and any other caller share one path.
@@ -48,7 +48,7 @@ def edit_image_any_size(
     loss: Union[DistillationLoss, DistillationConfig, str, None] = None,
     config: Optional[EditConfig] = None,
     fit: io.Fit = "crop",
-    paste: io.Paste = "replace",
+    paste: io.Paste = "blend",
     progress: bool = True,
     callback: Optional[StepCallback] = None,
     region: Union[None, str, np.ndarray] = None,
@@ -56,7 +56,8 @@ def edit_image_any_size(
     """Edit `image` (float [H, W, 3] in [0, 1], any size) from `source` towards `target`.
 
     Its `fit` square is resized to `prior.resolution`, edited by `edit_image` and put back by `paste`
-    (`replace`: the decoded edit; `delta`: the input plus decoded edit − decoded source). The result
+    (`replace`: the decoded edit; `delta`: the input plus decoded edit − decoded source; `blend`: delta where the
+    edit changed little, replace where it changed much — `io.paste_change`). The result
     has the input's size; pixels outside the square (`fit="crop"`) are the input's. `region`: None, "auto", or a
     bool mask [H, W] at the input's size (True = editable), brought to the square by the same `fit` rule.
     """
@@ -68,7 +69,7 @@ def edit_image_any_size(
     edited, history = edit_image(
         prior, x, target=target, source=source, loss=loss, config=config, progress=progress, callback=callback, region=region
     )
-    reconstructed = to_hwc(reconstruction(prior, x)) if paste == "delta" else None
+    reconstructed = to_hwc(reconstruction(prior, x)) if paste != "replace" else None
 
     def pasted(images: Tensor) -> np.ndarray:
         return io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
@@ -82,10 +83,17 @@ def edit_image_any_size(
 
 
 @torch.no_grad()
-def delta_pasted(prior, images: Tensor, edited: Tensor) -> Tensor:
-    """`--paste delta` for squares at the prior's resolution [B, 3, R, R]: images + edited − D(E(images)), clamped
-    to [0, 1] (`io.from_square`'s rule where the square is the whole image)."""
-    return (images.to(edited.device) + edited - reconstruction(prior, images).to(edited.device)).clamp(0, 1)
+def pasted_squares(prior, images: Tensor, edited: Tensor, paste: io.Paste) -> Tensor:
+    """`--paste` for squares at the prior's resolution [B, 3, R, R] (`io.paste_change`, the square being the whole
+    image): `edited` itself for replace, else combined with the inputs `images` and their VAE reconstruction."""
+    if paste == "replace":
+        return edited
+    decoded = reconstruction(prior, images)
+    rows = [
+        io.paste_change(to_hwc(images[i : i + 1]), to_hwc(edited[i : i + 1]), to_hwc(decoded[i : i + 1]), paste)
+        for i in range(len(images))
+    ]
+    return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).to(edited.device)
 
 
 @torch.no_grad()

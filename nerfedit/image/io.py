@@ -11,10 +11,13 @@ The resize/crop rule (`--fit`, shown in `nerfedit edit-image --help`):
 
 `--paste` says what is pasted back:
 
-    replace (default) the edited image itself, as decoded by the prior's VAE.
+    replace the edited image itself, as decoded by the prior's VAE.
     delta   the input plus the change the edit made (decoded edit − decoded source, resized back):
             regions the edit left alone keep the input's full resolution and lose no detail to
             the VAE; only what changed is brought over.
+    blend   (default) delta where the edit changed a pixel little, replace where it changed it a lot: the input's
+            detail comes back where the edit kept the content, and does not haunt what it replaced (an
+            object moved or reshaped leaves no ghost of its sharp edges). `paste_change` has the formula.
 
 Only numpy and imageio here (no torch), so the command line can check its inputs before it
 imports torch or loads a prior.
@@ -34,7 +37,12 @@ from nerfedit.outputs import atomic_write, check_new_file, check_writable_folder
 
 PathLike = Union[str, os.PathLike]
 Fit = Literal["crop", "squash"]
-Paste = Literal["replace", "delta"]
+Paste = Literal["replace", "delta", "blend"]
+PASTES: Tuple[str, ...] = ("replace", "delta", "blend")
+
+BLEND_CHANGE = 0.1
+"""`blend`: a pixel whose decoded colour the edit moved by this much or more (largest channel, on the [0, 1] scale)
+is the decoded edit alone; below it the input's detail comes back in proportion (`changed_weight`)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 """Output formats `save_image` writes (by the file's suffix)."""
@@ -246,20 +254,51 @@ def from_square(
 ) -> np.ndarray:
     """Put an edited square back into `original` at the input's size (see the module docstring).
 
-    `paste="delta"` needs `reconstructed`, the unedited source as the prior decodes it.
+    `paste` "delta" and "blend" need `reconstructed`, the unedited source as the prior decodes it (`paste_change`).
     """
     rows, cols = placement.window()
     size = (placement.crop_height, placement.crop_width)
     out = original.copy()
+    if paste not in PASTES:
+        raise UserError(f"unknown --paste '{paste}': use {', '.join(PASTES)}")
+    if paste != "replace" and reconstructed is None:
+        raise ValueError(f"paste='{paste}' needs the decoded unedited source")
+    weight = changed_weight(edited, reconstructed) if paste == "blend" else None
+    edited = resize(edited, size)
     if paste == "replace":
-        out[rows, cols] = resize(edited, size)
-    elif paste == "delta":
-        if reconstructed is None:
-            raise ValueError("paste='delta' needs the decoded unedited source")
-        out[rows, cols] = np.clip(original[rows, cols] + resize(edited - reconstructed, size), 0.0, 1.0)
-    else:
-        raise UserError(f"unknown --paste '{paste}': use replace or delta")
+        out[rows, cols] = edited
+        return out
+    weight = None if weight is None else resize(weight, size)
+    out[rows, cols] = paste_change(original[rows, cols], edited, resize(reconstructed, size), paste, weight)
     return out
+
+
+def changed_weight(edited: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
+    """m [H, W, 1] in [0, 1] of `blend`: min(1, max_c |edited − reconstructed| / BLEND_CHANGE), taken as the largest
+    over each pixel's 3×3 neighbourhood so that an edge beside a changed pixel counts as changed too."""
+    change = np.abs(edited - reconstructed).max(axis=2) / BLEND_CHANGE
+    padded = np.pad(change, 1, mode="edge")
+    h, w = change.shape
+    grown = np.max([padded[i : i + h, j : j + w] for i in range(3) for j in range(3)], axis=0)
+    return np.minimum(grown, 1.0)[..., None].astype(np.float32)
+
+
+def paste_change(
+    original: np.ndarray, edited: np.ndarray, reconstructed: np.ndarray, paste: Paste, weight: np.ndarray | None = None
+) -> np.ndarray:
+    """The pasted pixels [H, W, 3] from the input x, the decoded edit D(z) and the decoded source D(E(x)), all one size:
+
+        replace   D(z)
+        delta     x + D(z) − D(E(x))                    (= D(z) + (x − D(E(x))): the VAE's loss given back everywhere)
+        blend     D(z) + (1 − m) · (x − D(E(x)))       (given back where the edit changed little; m = `changed_weight`)
+
+    clipped to [0, 1]. `weight`: m, when computed at another size (`from_square` computes it on the prior's square)."""
+    if paste == "replace":
+        return edited.copy()
+    out = original + (edited - reconstructed)  # this order: exactly the input where the edit changed nothing
+    if paste == "blend":
+        out = out - (changed_weight(edited, reconstructed) if weight is None else weight) * (original - reconstructed)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def resize(image: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -286,12 +325,16 @@ def resize(image: np.ndarray, size: Tuple[int, int], nearest: bool = False) -> n
 
 
 __all__ = [
+    "BLEND_CHANGE",
     "IMAGE_SUFFIXES",
+    "PASTES",
     "PROGRESS_SUFFIXES",
     "Placement",
     "check_output_path",
+    "changed_weight",
     "from_square",
     "load_image",
+    "paste_change",
     "resize",
     "save_image",
     "save_progress",

@@ -27,7 +27,7 @@ Conventions shared by all losses (each module's docstring repeats the ones it us
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import ClassVar, Dict, List, Literal, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -84,9 +84,10 @@ class DistillationConfig:
     negative_prompt: Optional[str] = None
     """NFSD's negative prompt for δ_D at t ≥ 200 (default `NFSD_NEGATIVE_PROMPT`)."""
 
-    def with_defaults(self) -> "DistillationConfig":
-        """This config with every `None` replaced by the named loss's published default (`catalog.LOSSES`)."""
-        defaults = entry(self.name).paper_defaults
+    def with_defaults(self, prior_defaults: Optional[Mapping[str, Mapping[str, object]]] = None) -> "DistillationConfig":
+        """This config with every `None` replaced by the prior's own default for this loss (`prior_defaults`, a prior's
+        `loss_defaults`), else the loss's published default (`catalog.LOSSES`)."""
+        defaults = {**entry(self.name).paper_defaults, **(prior_defaults or {}).get(self.name, {})}
         return replace(
             self,
             **{f.name: defaults[f.name] for f in fields(self) if getattr(self, f.name) is None and f.name in defaults},
@@ -124,7 +125,7 @@ class ScoreDistillationLoss:
     """The loss's catalogue name (`nerfedit.losses.catalog`)."""
 
     def __init__(self, config: DistillationConfig, prior):
-        self.config = config.with_defaults()
+        self.config = config.with_defaults(getattr(prior, "loss_defaults", None))
         self.prior = prior
 
     @property

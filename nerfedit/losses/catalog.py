@@ -4,13 +4,19 @@ Adding a loss = one module in `nerfedit/losses/` (a `ScoreDistillationLoss` subc
 Every choice list (the `nerfedit` commands, `--pipeline.loss.name` of every ns-train method, the viewer's
 dropdown), every validation and every test parametrisation reads `LOSSES`.
 
+A prior may set its own default for a loss's setting in its folder's `loss_defaults.json` (read by
+`priors.loader.prior_loss_defaults`, applied by `DistillationConfig.with_defaults` before the paper's): the toy
+prior's CFG for DDS/CDS is 2.5, not the papers' 7.5 (`TOY_LOSS_DEFAULTS`).
+
 Torch-free on purpose: `nerfedit --help`, tyro's `ns-train … --help` and input validation read it without
 importing torch; the implementing class is named by its import path and loaded by `build_loss`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Literal, Mapping, Optional, Tuple
 
 from nerfedit.errors import UserError
@@ -22,6 +28,10 @@ default `grad_scale`, not its 1/(h·w): at 64² latents the step is the official
 gradient is the official one × (h·w)/64² (1/16 of it at the toy prior's 16² latents, 1/4 at 256-px renders), so a
 learning rate means the same per-element step at every size. CDS's PatchNCE term is weighed by the same factor
 (`CDS_REFERENCE_LATENT_PIXELS`), so that DDS : PatchNCE is the official code's balance at every size."""
+
+TOY_LOSS_DEFAULTS = Path(__file__).resolve().parent.parent / "assets" / "toy" / "loss_defaults.json"
+"""The toy prior's own defaults of some losses (a prior folder's `loss_defaults.json` fills a setting before the
+paper's does: `DistillationConfig.with_defaults`); read here too, for `--help`."""
 
 CDS_REFERENCE_LATENT_PIXELS = 64 * 64
 """h·w of the latent at which the CDS code's λ = 3 was set (SD, 512² images). CDS weighs PatchNCE by
@@ -206,10 +216,12 @@ def check_source_prompt(name: str, source: Optional[str], option: str) -> None:
 
 
 def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "paper") -> str:
-    """The defaults of field `key` over `names`, grouped: "sds 100; dds/cds/nfsd 7.5; lmc 15; bridge 40".
+    """The defaults of field `key` over `names`, grouped: "sds 100; dds/cds/nfsd 7.5; lmc 15; bridge 40", followed by
+    the toy prior's own where it has one ("; on the toy prior dds/cds 3", `TOY_LOSS_DEFAULTS`).
 
     `which`: "paper" (2D) or "text_to_3d" (paper defaults with the text-to-3D overrides)."""
-    values = {}
+    values, toy = {}, {}
+    toy_defaults = json.loads(TOY_LOSS_DEFAULTS.read_text()) if TOY_LOSS_DEFAULTS.is_file() else {}
     for name in names:
         item = CATALOG[name]
         defaults = dict(item.paper_defaults)
@@ -217,7 +229,9 @@ def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "p
             defaults.update(item.text_to_3d or {})
         if key in defaults:
             values[name] = defaults[key]
-    return grouped_text(values)
+        if which == "paper" and key in toy_defaults.get(name, {}):
+            toy[name] = toy_defaults[name][key]
+    return grouped_text(values) + (f"; on the toy prior {grouped_text(toy)}" if toy else "")
 
 
 def grouped_text(values: Mapping[str, object]) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
-from typing import Union
+from typing import Dict, Union
 
 import torch
 
@@ -23,7 +24,11 @@ PRIOR_SHORTCUTS = {
 }
 """Named priors. `toy` is the embedded prior shipped in the package; the others are hub ids."""
 
-COMPONENT_FILES = ["model_index.json", "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*"]
+LOSS_DEFAULTS_FILE = "loss_defaults.json"
+"""A prior folder's own defaults for some losses, over the papers' (`losses.catalog`), e.g. {"dds": {"guidance_scale": 3}}:
+how strongly a prior answers to CFG depends on the prior (the toy's says why and what was measured); SD has none."""
+
+COMPONENT_FILES = ["model_index.json", LOSS_DEFAULTS_FILE, "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -53,6 +58,32 @@ def resolve_prior(name: str, flag: str = "--prior") -> str:
         f"unknown prior '{name}' ({flag}): use one of {', '.join(PRIOR_SHORTCUTS)}, a hub id like "
         "'org/model' or a local diffusers folder"
     )
+
+
+def prior_loss_defaults(name: str, flag: str = "--prior") -> Dict[str, Dict[str, object]]:
+    """The `LOSS_DEFAULTS_FILE` of prior `name` when it is a folder (toy included), {} otherwise or without one.
+
+    Read without loading the prior, so settings can be printed and checked first. A key that is not a loss of
+    the catalogue or not a `DistillationConfig` field is a one-line `UserError`."""
+    from dataclasses import fields
+
+    from nerfedit.losses.base import DistillationConfig
+    from nerfedit.losses.catalog import CATALOG
+
+    source = Path(resolve_prior(name, flag))
+    path = source / LOSS_DEFAULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: not readable as JSON ({error})") from None
+    settings = {f.name for f in fields(DistillationConfig)} - {"name"}
+    loss_defaults = {key: value for key, value in data.items() if not key.startswith("_")}  # "_why": a comment
+    for loss, values in loss_defaults.items():
+        if loss not in CATALOG or not isinstance(values, dict) or set(values) - settings:
+            raise UserError(f"{path}: '{loss}' must name a loss ({', '.join(CATALOG)}) and map its settings to values")
+    return loss_defaults
 
 
 def _unavailable(name: str, source: str, reason: str, flag: str) -> PriorUnavailable:
@@ -145,6 +176,7 @@ def load_prior(
         prediction_type=scheduler.config.prediction_type,
         name=name,
         resolution=int(unet.config.sample_size) * downsampling,
+        loss_defaults=prior_loss_defaults(str(folder), flag),
         device=device,
         dtype=dtype,
     )

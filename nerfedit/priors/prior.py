@@ -45,6 +45,8 @@ class DiffusionPrior:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     """Dtype of the networks; latents handed to the losses stay float32."""
+    loss_defaults: Dict[str, Dict[str, object]] = field(default_factory=dict)
+    """This prior's own defaults of some losses' settings, over the papers' (`loader.LOSS_DEFAULTS_FILE`)."""
     _text_cache: Dict[str, Tensor] = field(default_factory=dict, repr=False)
     _attention: Optional[SelfAttentionStore] = field(default=None, repr=False)
     _cross_attention: Optional[CrossAttentionStore] = field(default=None, repr=False)
