@@ -42,7 +42,7 @@ what is pasted back into the input:
 def add_loss_options(p: argparse.ArgumentParser, names: Sequence[str], editing: bool) -> None:
     """The `DistillationConfig` settings a user may change; unset ones take the chosen loss's paper defaults."""
     names = tuple(names)
-    group = p.add_argument_group("loss (unset: the chosen loss's paper defaults)")
+    group = p.add_argument_group("loss (unset: the prior's own default where its loss_defaults.json has one, else the loss's paper default)")
     group.add_argument(
         "--guidance-scale",
         type=cl.non_negative_float,
