@@ -42,6 +42,7 @@ from typing import Dict, List, Sequence
 import torch
 
 from nerfedit.errors import UserError, exit_with
+from nerfedit.image.io import PASTES
 
 SUCCESS_BAR = 0.90
 """The issue's bar: the judge reads the target on ≥ 90 % of DDS's and of CDS's edits."""
@@ -86,7 +87,7 @@ def parse_args(argv: Sequence[str] | None):
     over.add_argument("--t-max", type=int, default=None)
     over.add_argument("--grad-scale", type=float, default=None)
     over.add_argument("--patchnce-weight", type=float, default=None)
-    over.add_argument("--paste", choices=("replace", "delta", "blend"), default=None)
+    over.add_argument("--paste", choices=PASTES, default=None)
     p.add_argument("--judge", default="default", help="'default' (the shipped judge), a checkpoint path, or 'none'")
     p.add_argument("--out", default=None, help="folder for eval_edit.md and results.json")
     p.add_argument("--sheet", default=None, help="write a contact sheet PNG here (first seed)")

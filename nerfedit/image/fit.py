@@ -98,7 +98,7 @@ def pasted_squares(prior, images: Tensor, edited: Tensor, paste: io.Paste) -> Te
 
 @torch.no_grad()
 def reconstruction(prior, images: Tensor) -> Tensor:
-    """The unedited squares [B, 3, R, R] as the prior's VAE gives them back (what `paste="delta"` subtracts)."""
+    """The unedited squares [B, 3, R, R] as the prior's VAE gives them back (what the `delta` and `blend` pastes subtract)."""
     return prior.decode_latents(prior.encode_images(images.to(prior.device)))
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Literal, Sequence, Tuple, Union
+from typing import List, Literal, Sequence, Tuple, Union, get_args
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from nerfedit.outputs import atomic_write, check_new_file, check_writable_folder
 PathLike = Union[str, os.PathLike]
 Fit = Literal["crop", "squash"]
 Paste = Literal["replace", "delta", "blend"]
-PASTES: Tuple[str, ...] = ("replace", "delta", "blend")
+PASTES: Tuple[str, ...] = get_args(Paste)
 
 BLEND_CHANGE = 0.1
 """`blend`: a pixel whose decoded colour the edit moved by this much or more (largest channel, on the [0, 1] scale)

@@ -217,11 +217,11 @@ def check_source_prompt(name: str, source: Optional[str], option: str) -> None:
 
 def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "paper") -> str:
     """The defaults of field `key` over `names`, grouped: "sds 100; dds/cds/nfsd 7.5; lmc 15; bridge 40", followed by
-    the toy prior's own where it has one ("; on the toy prior dds/cds 3", `TOY_LOSS_DEFAULTS`).
+    the toy prior's own where it has one ("; on the toy prior dds/cds 2.5", `TOY_LOSS_DEFAULTS`).
 
     `which`: "paper" (2D) or "text_to_3d" (paper defaults with the text-to-3D overrides)."""
     values, toy = {}, {}
-    toy_defaults = json.loads(TOY_LOSS_DEFAULTS.read_text()) if TOY_LOSS_DEFAULTS.is_file() else {}
+    toy_defaults = read_loss_defaults(TOY_LOSS_DEFAULTS)
     for name in names:
         item = CATALOG[name]
         defaults = dict(item.paper_defaults)
@@ -232,6 +232,24 @@ def defaults_text(key: str, names: Tuple[str, ...] = LOSS_NAMES, which: str = "p
         if which == "paper" and key in toy_defaults.get(name, {}):
             toy[name] = toy_defaults[name][key]
     return grouped_text(values) + (f"; on the toy prior {grouped_text(toy)}" if toy else "")
+
+
+def read_loss_defaults(path: Path) -> Dict[str, Dict[str, object]]:
+    """A prior folder's `loss_defaults.json` as {loss: {setting: value}} ({} without the file; keys starting with "_"
+    are comments). Not JSON, or a key that is not a loss of the catalogue mapping to an object: a one-line `UserError`.
+    Whether each setting is a `DistillationConfig` field is checked where torch may be imported
+    (`priors.loader.prior_loss_defaults`)."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: not readable as JSON ({error})") from None
+    defaults = {key: value for key, value in data.items() if not key.startswith("_")}
+    for loss, values in defaults.items():
+        if loss not in CATALOG or not isinstance(values, dict):
+            raise UserError(f"{path}: '{loss}' must name a loss ({', '.join(CATALOG)}) and map its settings to values")
+    return defaults
 
 
 def grouped_text(values: Mapping[str, object]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from pathlib import Path
 from typing import Dict, Union
@@ -25,7 +24,7 @@ PRIOR_SHORTCUTS = {
 """Named priors. `toy` is the embedded prior shipped in the package; the others are hub ids."""
 
 LOSS_DEFAULTS_FILE = "loss_defaults.json"
-"""A prior folder's own defaults for some losses, over the papers' (`losses.catalog`), e.g. {"dds": {"guidance_scale": 3}}:
+"""A prior folder's own defaults for some losses, over the papers' (`losses.catalog`), e.g. {"dds": {"guidance_scale": 2.5}}:
 how strongly a prior answers to CFG depends on the prior (the toy's says why and what was measured); SD has none."""
 
 COMPONENT_FILES = ["model_index.json", LOSS_DEFAULTS_FILE, "scheduler/*", "tokenizer/*", "text_encoder/*", "vae/*", "unet/*"]
@@ -68,21 +67,14 @@ def prior_loss_defaults(name: str, flag: str = "--prior") -> Dict[str, Dict[str,
     from dataclasses import fields
 
     from nerfedit.losses.base import DistillationConfig
-    from nerfedit.losses.catalog import CATALOG
+    from nerfedit.losses.catalog import read_loss_defaults
 
-    source = Path(resolve_prior(name, flag))
-    path = source / LOSS_DEFAULTS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: not readable as JSON ({error})") from None
+    path = Path(resolve_prior(name, flag)) / LOSS_DEFAULTS_FILE
+    loss_defaults = read_loss_defaults(path)
     settings = {f.name for f in fields(DistillationConfig)} - {"name"}
-    loss_defaults = {key: value for key, value in data.items() if not key.startswith("_")}  # "_why": a comment
     for loss, values in loss_defaults.items():
-        if loss not in CATALOG or not isinstance(values, dict) or set(values) - settings:
-            raise UserError(f"{path}: '{loss}' must name a loss ({', '.join(CATALOG)}) and map its settings to values")
+        if set(values) - settings:
+            raise UserError(f"{path}: '{loss}' sets {', '.join(sorted(set(values) - settings))}, not settings of a loss")
     return loss_defaults
 
 
