@@ -21,6 +21,7 @@ flat silhouette. The judge's reads of the unlit albedo renders are printed besid
     python scripts/run_text_to_3d_eval.py --matrix                 # 5 shapes × 3 seeds × 2 losses (≈ 75 min, 2 cores)
     python scripts/run_text_to_3d_eval.py --matrix --seeds 0       # one seed of it (≈ 25 min, 2 cores)
     python scripts/run_text_to_3d_eval.py --loss bridge            # SDS-Bridge instead of LMC-SDS
+    python scripts/run_text_to_3d_eval.py --prompt "a yellow cylinder on grass" -- --pipeline.distill-into latent
     python scripts/run_text_to_3d_eval.py --prior /tmp/tiny --steps 3 --prompts 1 --judge none   # plumbing only
 
 Runs go in parallel (`--workers`, one torch thread each: on 2 cores that beats one run on 2 threads). Writes
@@ -134,6 +135,7 @@ def parse_args(argv: Optional[Sequence[str]]):
     p.add_argument("--steps", type=int, default=None, help="training steps per run (default: the method's --max-num-iterations)")
     p.add_argument("--matrix", action="store_true", help="one prompt per world shape (5) × seeds 0,1,2 instead of the 4 default prompts at seed 0")
     p.add_argument("--seeds", "--seed", type=seed_list, default=None, help="--machine.seed of the runs, e.g. 0,1,2 (default: 0; with --matrix 0,1,2)")
+    p.add_argument("--prompt", action="append", default=None, metavar="TEXT", help="judge this prompt instead of a set (repeatable; the judge reads its colour, shape and floor words)")
     p.add_argument("--prompts", type=int, default=None, help="use the first N prompts of the set (default: all)")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel (default: 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default: 1)")
@@ -141,7 +143,11 @@ def parse_args(argv: Optional[Sequence[str]]):
     p.add_argument("--out", default="outputs/text_to_3d_eval", help="folder of the runs, results.json/.md and views.png")
     p.add_argument("extra", nargs="*", help="more ns-train flags after --, e.g. -- --pipeline.datamanager.train-resolution 32")
     args = p.parse_args(argv)
-    args.prompt_set = matrix_prompts() if args.matrix else list(PROMPTS)
+    if args.prompt and args.matrix:
+        p.error("--prompt and --matrix are two prompt sets: give one")
+    args.prompt_set = [" ".join(text.split()) for text in args.prompt] if args.prompt else matrix_prompts() if args.matrix else list(PROMPTS)
+    if not all(args.prompt_set):
+        p.error("--prompt: empty prompt")
     args.seeds = args.seeds or ([0, 1, 2] if args.matrix else [0])
     args.prompts = args.prompts or len(args.prompt_set)
     if args.steps is not None and args.steps <= 0 or args.workers <= 0 or args.threads <= 0 or not 0 < args.prompts <= len(args.prompt_set):
@@ -162,10 +168,11 @@ def evaluate(args) -> int:
     from nerfedit.eval.judging import load_judge_option, read_and_score
     from nerfedit.eval.orbit import generated_renders
 
-    from nerfedit.nerf.common.validate import check_prior
+    from nerfedit.nerf.common.validate import check_prior, check_words
     from nerfedit.nerf.generate.config import nerfedit_generate_config
 
-    check_prior(args.prior, None, "auto")
+    folder = check_prior(args.prior, None, "auto")
+    check_words(folder, args.prior, {"--prompt": " ".join(args.prompt_set)})
     judge = load_judge_option(args.judge)
     args.steps = args.steps or nerfedit_generate_config().max_num_iterations
     out = Path(args.out)
@@ -190,6 +197,7 @@ def evaluate(args) -> int:
         row: Dict[str, object] = {
             "prompt": prompt, "loss": loss, "seed": seed, "seconds": run["seconds"], "run": str(run["config"].parent),
             "object_pixels": float((rendered["accumulation"] > 0.5).float().mean()),
+            "floor_rgb": background_colour(rendered),
         }  # fmt: skip
         if judge is not None:
             for key, images in (("", views[i]), ("albedo_", rendered["rgb"].clamp(0, 1))):
@@ -224,19 +232,27 @@ def evaluate(args) -> int:
     return 0
 
 
+def background_colour(rendered: Dict[str, torch.Tensor]) -> List[float]:
+    """Mean RGB of the judged (lit) views where the field covers nothing (accumulation < 0.5): the floor and the sky
+    behind it, to see where a floor went when the judge does not read the prompted one."""
+    empty = (rendered["accumulation"] < 0.5).expand_as(rendered["lit"])
+    return [round(float(channel[mask].mean()), 3) if mask.any() else float("nan") for channel, mask in zip(rendered["lit"].unbind(1), empty.unbind(1))]
+
+
 def print_rows(rows: Sequence[Dict[str, object]]) -> None:
     """The table of runs on stdout: the lit views' reads (the bars), the unlit ones', the field's coverage, time."""
     print()
-    print(f"{'prompt':<40} {'loss':<7} {'seed':>4} {'colour':>7} {'shape':>7} {'floor':>7} {'unlit c/s/f':>17} {'object px':>10} {'train s':>8}")
+    print(f"{'prompt':<40} {'loss':<7} {'seed':>4} {'colour':>7} {'shape':>7} {'floor':>7} {'unlit c/s/f':>17} {'object px':>10} {'background RGB':>20} {'train s':>8}")
     for row in rows:
         unlit = " / ".join(percent(row, f"albedo_{head}_rate") for head in ("color", "shape", "floor"))
         print(
             f"{row['prompt']:<40} {row['loss']:<7} {row['seed']:>4} {percent(row, 'color_rate'):>7} {percent(row, 'shape_rate'):>7} "
-            f"{percent(row, 'floor_rate'):>7} {unlit:>17} {row['object_pixels']:>10.0%} {row['seconds']:>8.0f}"
+            f"{percent(row, 'floor_rate'):>7} {unlit:>17} {row['object_pixels']:>10.0%} {str(tuple(row['floor_rgb'])):>20} {row['seconds']:>8.0f}"
         )
     print("(colour, shape, floor: judge's reads of the lit views, which the bars are on; unlit: of the albedo renders.\n"
           " object px: share of the judged pixels the field covers (accumulation > 0.5): near 0 means the\n"
-          " prompt was painted on the background and the colour/shape reads are not of an object)")  # fmt: skip
+          " prompt was painted on the background and the colour/shape reads are not of an object;\n"
+          " background RGB: mean of the lit views where the field covers nothing, i.e. the floor and sky)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -78,3 +78,17 @@ def test_script_options_pick_the_prompt_set_and_seeds():
     assert script.parse_args(["--seed", "3"]).seeds == [3]  # today's flag still works
     with pytest.raises(SystemExit):
         script.parse_args(["--seeds", "0,x"])
+    own = script.parse_args(["--prompt", "a yellow  cylinder on grass", "--prompt", "a red cube", "--", "--pipeline.distill-into", "latent"])
+    assert own.prompt_set == ["a yellow cylinder on grass", "a red cube"] and own.extra == ["--pipeline.distill-into", "latent"]
+    for bad in (["--prompt", "a red cube", "--matrix"], ["--prompt", " "]):
+        with pytest.raises(SystemExit):
+            script.parse_args(bad)
+
+
+def test_background_colour_is_the_mean_where_the_field_covers_nothing():
+    lit = torch.zeros(2, 3, 4, 4)
+    lit[:, 1] = 0.5
+    accumulation = torch.zeros(2, 1, 4, 4)
+    accumulation[:, :, :2] = 1.0
+    lit[:, :, :2] = 1.0  # the object, not counted
+    assert load_script().background_colour({"lit": lit, "accumulation": accumulation}) == [0.0, 0.5, 0.0]

@@ -47,3 +47,15 @@ def encode_renders(prior, images: torch.Tensor) -> torch.Tensor:
     resolution, encoded in the prior's own precision outside any autocast."""
     with torch.autocast(device_type=prior.device.type, enabled=False):
         return prior.encode_images(at_prior_resolution(prior, images).to(prior.device))
+
+
+@torch.no_grad()
+def decoded_step_target(prior, images: torch.Tensor, latents: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """x* = x + D(z − g) − D(z): the renders `images` (at the prior's resolution) plus the change a latent step
+    along the loss's gradient g decodes to (the VAE's reconstruction error of x cancels). Fitting x to x* carries
+    g into pixels as a latent edit would (`nerfedit.nerf.edit.view_edits`), not as J_Eᵀ·g (back-propagation
+    through the encoder), whose pixel colours the toy prior's VAE bends (issue 17's route table)."""
+    z = latents.detach().to(prior.device)
+    change = prior.decode_latents(z - grad.to(z)) - prior.decode_latents(z)
+    return images.detach() + change.to(images)
+
