@@ -55,6 +55,8 @@ BASELINE_LOSS = "sds"
 VIEWS = 16
 ELEVATION, RADIUS, FOCAL = 30.0, 3.5, 1.5
 """The judged orbit: the middle of the toy world's camera ranges (elevation 15–50°, distance 3–4, focal 1.3–1.7)."""
+COVERED = 0.5
+"""A judged pixel is the field's (object px) where its accumulation exceeds this, the background's elsewhere."""
 METHOD = "nerfedit-generate"
 METHOD_ENV = f"{METHOD}=nerfedit.nerf.generate.config:nerfedit_generate_method"
 
@@ -196,8 +198,8 @@ def evaluate(args) -> int:
         views[i] = rendered["lit"]
         row: Dict[str, object] = {
             "prompt": prompt, "loss": loss, "seed": seed, "seconds": run["seconds"], "run": str(run["config"].parent),
-            "object_pixels": float((rendered["accumulation"] > 0.5).float().mean()),
-            "floor_rgb": background_colour(rendered),
+            "object_pixels": float((rendered["accumulation"] > COVERED).float().mean()),
+            "background_rgb": background_colour(rendered),
         }  # fmt: skip
         if judge is not None:
             for key, images in (("", views[i]), ("albedo_", rendered["rgb"].clamp(0, 1))):
@@ -233,9 +235,9 @@ def evaluate(args) -> int:
 
 
 def background_colour(rendered: Dict[str, torch.Tensor]) -> List[float]:
-    """Mean RGB of the judged (lit) views where the field covers nothing (accumulation < 0.5): the floor and the sky
-    behind it, to see where a floor went when the judge does not read the prompted one."""
-    empty = (rendered["accumulation"] < 0.5).expand_as(rendered["lit"])
+    """Mean RGB of the judged (lit) views where the field covers nothing (accumulation ≤ `COVERED`): the floor and
+    the sky behind it, to see where a floor went when the judge does not read the prompted one."""
+    empty = (rendered["accumulation"] <= COVERED).expand_as(rendered["lit"])
     return [round(float(channel[mask].mean()), 3) if mask.any() else float("nan") for channel, mask in zip(rendered["lit"].unbind(1), empty.unbind(1))]
 
 
@@ -247,7 +249,7 @@ def print_rows(rows: Sequence[Dict[str, object]]) -> None:
         unlit = " / ".join(percent(row, f"albedo_{head}_rate") for head in ("color", "shape", "floor"))
         print(
             f"{row['prompt']:<40} {row['loss']:<7} {row['seed']:>4} {percent(row, 'color_rate'):>7} {percent(row, 'shape_rate'):>7} "
-            f"{percent(row, 'floor_rate'):>7} {unlit:>17} {row['object_pixels']:>10.0%} {str(tuple(row['floor_rgb'])):>20} {row['seconds']:>8.0f}"
+            f"{percent(row, 'floor_rate'):>7} {unlit:>17} {row['object_pixels']:>10.0%} {str(tuple(row['background_rgb'])):>20} {row['seconds']:>8.0f}"
         )
     print("(colour, shape, floor: judge's reads of the lit views, which the bars are on; unlit: of the albedo renders.\n"
           " object px: share of the judged pixels the field covers (accumulation > 0.5): near 0 means the\n"

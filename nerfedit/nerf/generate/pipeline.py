@@ -277,14 +277,15 @@ class GeneratePipeline(VanillaPipeline):
         side = self.datamanager.config.train_resolution
         image = outputs["train_output"].reshape(1, side, side, 3).permute(0, 3, 1, 2)
         prior, into_image = self.get_prior(), self.config.distill_into == "image"
+        x = at_prior_resolution(prior, image)
         with torch.set_grad_enabled(not into_image):  # the image route needs no encoder graph
-            latents = encode_renders(prior, image)
+            latents = encode_renders(prior, x)
         with torch.autocast(device_type=latents.device.type, enabled=False):
             out = self.get_loss()(latents, prompt=self.model.view_prompt(batch), step=step, generator=self.generator)
         if self.skipped.record(step, out):
             CONSOLE.print(f"{PROG}: step {step}: non-finite gradient, distillation skipped ({self.skipped.count} so far)")
         if into_image:
-            x = at_prior_resolution(prior, image).float()
+            x = x.float()
             target = x if out.skipped else decoded_step_target(prior, x, latents, out.grad)
             loss_dict["distillation_loss"] = (self.config.image_weight / 2 * ((x - target) ** 2).sum()).to(self.device)
         else:
