@@ -3,6 +3,7 @@
     edit-image, generate-image   nerfedit/image/cli.py
     world                        nerfedit/world/cli.py
     judge                        nerfedit/judge/cli.py
+    eval                         nerfedit/eval/cli.py
 
 Each entry of `COMMANDS` names a function `add_…(subparsers)` that adds the command's parser and sets
 `func` (called with the parsed namespace; it may return an exit code). Only the command being run is
@@ -27,6 +28,7 @@ COMMANDS = {
     "generate-image": ("nerfedit.image.cli", "add_generate_image", "text-to-image by optimisation from a grey image"),
     "world": ("nerfedit.world.cli", "add_parser", "render images and scenes of the procedural world"),
     "judge": ("nerfedit.judge.cli", "add_parser", "predict the colour, shape and floor of world images"),
+    "eval": ("nerfedit.eval.cli", "add_parser", "the papers' metrics of an edit: CLIP score and direction, LPIPS, DINO structure, PSNR, SSIM"),
 }
 """command: (module, function of that module that adds its parser, one-line summary)."""
 

@@ -6,12 +6,14 @@
     python scripts/bench_losses.py --prior sd15 --device cuda
 
 One step = the loss call + `out.loss.backward()` on latents at the prior's resolution, batch 1 (by default).
-Besides our losses it runs the official-style DDS arrangement as a baseline in the same process: a VAE
-re-encode of the source image every step, then separate UNet calls per branch ([∅, y_src] on ẑ_t and
-[∅, y_tgt] on z_t), as guidance code written per branch does; our DDS makes one call of 4B rows and no VAE
-work. All entries run round-robin, one step each per round (so machine load hits them alike); times are
-medians over `--steps` rounds after `--warmup`; the table reports each loss's time as a ratio of On a CPU, quote ratios, not absolute times. Peak memory: the largest per-step peak above the step's start —
-on CUDA from `max_memory_allocated`, on the CPU from the resident set sampled every millisecond (an
+Beside our DDS and CDS it times the official code's arrangement of the same step, in the same process, on the
+same prior (nerfedit/eval/official_steps.py): the DDS notebook's one no-grad UNet call of 4 rows (ours makes the
+same call: expect ≈ 1.0), and the CDS code's extra differentiable call over BOTH CFG rows of the target (ours runs
+the conditional row only). The "× official" column is each loss's time over the official DDS step (for CDS: over
+the official CDS step). All entries run round-robin, one step each per round (so machine load hits them alike);
+times are medians over `--steps` rounds after `--warmup`. On a CPU, quote ratios, not absolute times. Peak
+memory: the largest per-step peak above the step's start — on CUDA from `max_memory_allocated`, on the CPU from
+the resident set sampled every millisecond (an
 estimate: small blocks the allocator keeps and reuses are not seen).
 """
 
@@ -34,7 +36,8 @@ RANDOM_SIZES = {
     "small": dict(latent_size=32, unet_channels=(64, 128, 256), vae_channels=(32, 64, 128)),
 }
 """Random SD-format models (nerfedit/priors/tiny.py) the benchmark can build when no --prior is given."""
-BASELINE = "dds (baseline: VAE + per-branch calls)"
+OFFICIAL = {"dds": "dds (official arrangement)", "cds": "cds (official arrangement)"}
+"""Baselines timed beside our DDS and CDS: the official code's UNet calls per step (nerfedit/eval/official_steps.py)."""
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -49,6 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1, help="latents per step (default 1)")
     parser.add_argument("--losses", default=None, help="comma-separated subset of the losses (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file (not overwritten)")
     return parser.parse_args(argv)
 
 
@@ -173,39 +177,24 @@ def loss_step(loss, z: torch.Tensor, z_source: torch.Tensor, generator: torch.Ge
     return step
 
 
-def baseline_dds_step(prior, source_images, z: torch.Tensor, generator: torch.Generator, scale: float = 7.5):
-    """Official-style DDS arrangement: re-encode the source every step, one UNet call per branch."""
-    from nerfedit.losses.base import classifier_free_guidance, draw_t_and_eps, DistillationConfig
+def official_baselines(prior, z_source: torch.Tensor, names: List[str]) -> Dict[str, Callable[[int], None]]:
+    """The official steps of the losses among `names` that have one (dds, cds), each on its own leaf and generator."""
+    from nerfedit.eval.official_steps import official_step
+    from nerfedit.losses import DistillationConfig
 
-    config = DistillationConfig(name="dds").with_defaults()
-
-    def step(i: int) -> None:
-        with torch.no_grad():
-            z_source = prior.encode_images(source_images)
-            t, eps = draw_t_and_eps(z, config, prior.num_train_timesteps, generator)
-            z_t_src, z_t_tgt = prior.add_noise(z_source, eps, t), prior.add_noise(z.detach(), eps, t)
-            b = z.shape[0]
-            src = prior.predict_eps(torch.cat([z_t_src] * 2), t.repeat(2), prior.encode_text([""] * b + ["a red cube"] * b))
-            tgt = prior.predict_eps(torch.cat([z_t_tgt] * 2), t.repeat(2), prior.encode_text([""] * b + ["a blue cube"] * b))
-            grad = classifier_free_guidance(*tgt.chunk(2), scale) - classifier_free_guidance(*src.chunk(2), scale)
-        (z * grad * config.grad_scale).sum().backward()
-        z.grad = None
-
-    return step
+    entries = {}
+    for name in ("dds", *[n for n in names if n == "cds"]):
+        config = DistillationConfig(name=name).with_defaults(prior.loss_defaults)
+        z = z_source.clone().requires_grad_(True)
+        entries[OFFICIAL[name]] = official_step(name, prior, z, z_source, torch.Generator().manual_seed(0), config)
+    return entries
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from nerfedit.losses import LOSS_NAMES
+def run_bench(args: argparse.Namespace) -> Dict[str, object]:
+    """Build the prior and every entry, time them; {"rows": {entry: …}, "prior", "device", "threads", "latents", "steps"}."""
     from nerfedit.priors import load_prior
 
-    names = args.losses.split(",") if args.losses else list(LOSS_NAMES)
-    unknown = [n for n in names if n not in LOSS_NAMES]
-    if unknown:
-        print(f"bench_losses.py: error: unknown loss(es) {', '.join(unknown)}; use {', '.join(LOSS_NAMES)}", file=sys.stderr)
-        return 2
+    names = args.losses.split(",") if args.losses else None
     with tempfile.TemporaryDirectory() as tmp:
         if args.prior is None:
             from nerfedit.priors.tiny import build_tiny_sd
@@ -219,24 +208,50 @@ def main(argv: Optional[List[str]] = None) -> int:
         g = torch.Generator().manual_seed(0)
         size = prior.resolution
         source = torch.nn.functional.interpolate(torch.rand(args.batch, 3, 8, 8, generator=g), size=(size, size), mode="bilinear")
-        source = source.to(prior.device)
         with torch.no_grad():
-            z_source = prior.encode_images(source)
-        z = z_source.clone().requires_grad_(True)
-        entries = {BASELINE: baseline_dds_step(prior, source, z, torch.Generator().manual_seed(0))}
+            z_source = prior.encode_images(source.to(prior.device))
+        entries = official_baselines(prior, z_source, names)
         for name in names:
             z = z_source.clone().requires_grad_(True)
             entries[name] = loss_step(build(name, prior), z, z_source, torch.Generator().manual_seed(0))
         rows = bench(prior, entries, args.steps, args.warmup)
+    for name, row in rows.items():
+        official = rows.get(OFFICIAL.get(name, OFFICIAL["dds"]))
+        row["x_official"] = row["ms"] / official["ms"] if name not in OFFICIAL.values() else None
+    return {"rows": rows, "prior": label, "device": str(prior.device), "threads": torch.get_num_threads(),
+            "latents": list(z_source.shape), "steps": args.steps, "warmup": args.warmup}  # fmt: skip
 
-    base = rows[BASELINE]["ms"]
-    print(f"\nprior: {label} on {prior.device} ({torch.get_num_threads()} CPU threads), latents "
-          f"{tuple(z_source.shape)}, {args.steps} timed steps after {args.warmup} warm-up, median per step")
-    header = f"{'loss':<40} {'UNet calls':>10} {'UNet rows':>9} {'VAE calls':>9} {'ms/step':>9} {'× baseline':>10} {'peak MB':>8}"
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from nerfedit.losses import LOSS_NAMES
+
+    names = args.losses.split(",") if args.losses else list(LOSS_NAMES)
+    unknown = [n for n in names if n not in LOSS_NAMES]
+    if unknown:
+        print(f"bench_losses.py: error: unknown loss(es) {', '.join(unknown)}; use {', '.join(LOSS_NAMES)}", file=sys.stderr)
+        return 2
+    if args.json and Path(args.json).exists():
+        print(f"bench_losses.py: error: --json {args.json} exists; give a new path", file=sys.stderr)
+        return 2
+    args.losses = ",".join(names)
+    result = run_bench(args)
+    print(f"\nprior: {result['prior']} on {result['device']} ({result['threads']} CPU threads), latents "
+          f"{tuple(result['latents'])}, {args.steps} timed steps after {args.warmup} warm-up, median per step")
+    header = f"{'loss':<30} {'UNet calls':>10} {'UNet rows':>9} {'VAE calls':>9} {'ms/step':>9} {'× official':>10} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
-    for name, r in rows.items():
-        print(f"{name:<40} {r['unet']:>10.0f} {r['rows']:>9.0f} {r['vae']:>9.0f} {r['ms']:>9.2f} {r['ms'] / base:>10.2f} {r['peak_mb']:>8.1f}")
+    for name, r in result["rows"].items():
+        ratio = "" if r["x_official"] is None else f"{r['x_official']:.2f}"
+        print(f"{name:<30} {r['unet']:>10.0f} {r['rows']:>9.0f} {r['vae']:>9.0f} {r['ms']:>9.2f} {ratio:>10} {r['peak_mb']:>8.1f}")
+    print("× official: over the official DDS step (cds: over the official CDS step), same prior, process and rounds.")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -433,3 +433,20 @@ def test_lmc_fixed_eps_keeps_the_conditioning_noise_and_redraws_at_step_zero(tin
     loss(z, prompt=TARGET, step=0, generator=g)  # a new optimisation
     assert not torch.equal(loss._fixed_eps, kept)
     assert calls == [3, 3, 3]  # [∅, y] on the fixed-ε z_t and ∅ on the fresh-ε z_t, in one call
+
+
+@pytest.mark.parametrize("name", ["dds", "cds"])
+def test_the_official_arrangement_timed_beside_ours_computes_our_step_times_hw_over_64_squared(tiny_prior, name):
+    """bench_losses.py's baselines (nerfedit/eval/official_steps.py) must do the official code's maths: with the same
+    t, ε and patches, its gradient is ours × 64²/(h·w) (our scale is the code's at 64², module docstring of cds.py)."""
+    from nerfedit.eval.official_steps import official_dds_loss, official_cds_loss
+
+    official = {"dds": official_dds_loss, "cds": official_cds_loss}[name]
+    z, z_source = latents(seed=5)
+    ours = run(make_loss(name, tiny_prior), z, z_source, seed=9)
+    config = DistillationConfig(name=name).with_defaults(tiny_prior.loss_defaults)
+    leaf = z.detach().clone().requires_grad_(True)
+    official(tiny_prior, leaf, z_source, torch.Generator().manual_seed(9), config, SOURCE, TARGET).backward()
+    expected = ours.grad * 64**2 / (16 * 16)
+    assert torch.allclose(leaf.grad, expected, rtol=1e-4, atol=1e-6 * float(expected.abs().max()))
+    assert not torch.allclose(leaf.grad, expected * 1.01, rtol=1e-4, atol=0)  # the tolerance can tell a 1 % change

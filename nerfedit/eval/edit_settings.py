@@ -6,6 +6,7 @@ An evaluation must measure what a user gets, so it does not restate any default:
 is "non-default" when it differs from what the same command line without overrides gives.
 
     edit_image_settings(loss, overrides, prior)  → (EditConfig, DistillationConfig with the prior's / catalogue's defaults filled in)
+    generate_image_settings(loss, prior)         → the same for `nerfedit generate-image` (and its --init)
     OVERRIDE_OPTIONS                        the edit-image options an evaluation may forward
 """
 
@@ -49,6 +50,18 @@ def edit_image_settings(loss: str, overrides: Sequence[str] = (), prior: str = "
 
     args = edit_image_namespace(loss, overrides)
     return edit_config(args), loss_config(args).with_defaults(prior_loss_defaults(prior))
+
+
+def generate_image_settings(loss: str, prior: str = "toy"):
+    """(EditConfig, full DistillationConfig, init) of `nerfedit generate-image --prior PRIOR --loss LOSS`, read from
+    that command's parser as `edit_image_settings` reads edit-image's."""
+    from nerfedit.commandline import NerfeditArgumentParser
+    from nerfedit.image.cli import add_generate_image, edit_config, loss_config
+    from nerfedit.priors.loader import prior_loss_defaults
+
+    root = NerfeditArgumentParser(prog="nerfedit")
+    args = add_generate_image(root.add_subparsers()).parse_args(["--prompt", "prompt", "--out", "image.png", "--loss", loss])
+    return edit_config(args), loss_config(args).with_defaults(prior_loss_defaults(prior)), args.init
 
 
 def edit_image_paste(loss: str, overrides: Sequence[str] = ()) -> str:
