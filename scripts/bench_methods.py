@@ -149,7 +149,7 @@ def generate_table(args, out: Path) -> Dict[str, object]:
             continue
         rows.append([Cell(image, text=loss if i == 0 else None) for i, image in enumerate(run.pop("tensor"))])
         runs[loss] = run
-    save_sheet(out / "generate.png", contact_sheet(rows, titles=[p.replace(" on ", "\non ") for p in prompts] * len(args.seed_list)))
+    save_sheet(out / "generate.png", contact_sheet(rows, titles=[p.split(" on ")[0] for p in prompts] * len(args.seed_list)))
     command = shlex.join(["python", "scripts/bench_methods.py", "--tables", "generate", "--prior", args.prior, "--seeds", args.seeds])
     return {"command": command + (f" --steps {args.steps}" if args.steps else ""), "prompts": prompts, "runs": runs}
 
