@@ -28,12 +28,12 @@ _SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
 _CHARS = list(string.ascii_lowercase + string.digits) + list(",.'!?-")
 
 
-def write_tokenizer_files(folder: Path) -> int:
+def write_tokenizer_files(folder: Path, max_length: int = TINY_MAX_TOKENS) -> int:
     """A character-level CLIP BPE tokenizer on disk, as SD's `tokenizer/` folder: vocab.json, merges.txt, config.
 
     Every character is a token alone and at a word's end ("a</w>"); there are no merges, so a word is
     spelt out character by character. Token 0 is <|startoftext|> (bos), 1 is <|endoftext|> (eos, pad, unk).
-    Returns the vocabulary size.
+    `max_length`: the text encoder's positions (SD's 77 in `full_size.py`). Returns the vocabulary size.
     """
     folder.mkdir(parents=True, exist_ok=True)
     tokens = _SPECIAL + _CHARS + [c + "</w>" for c in _CHARS]
@@ -41,7 +41,7 @@ def write_tokenizer_files(folder: Path) -> int:
     (folder / "merges.txt").write_text("#version: 0.2\n")
     config = {
         "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": TINY_MAX_TOKENS,
+        "model_max_length": max_length,
         "bos_token": _SPECIAL[0],
         "eos_token": _SPECIAL[1],
         "pad_token": _SPECIAL[1],
