@@ -60,6 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tables", default=DEFAULT_TABLES, help=f"comma-separated, of {', '.join(TABLES)} (default: {DEFAULT_TABLES})")
     p.add_argument("--prior", default="toy", help="prior name or folder (default: toy)")
+    p.add_argument("--losses", default="all", help="comma-separated losses of every table, or 'all' (default: all)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds of the edits and images (default: 0)")
     p.add_argument("--num", type=int, default=32, help="held-out 2D pairs of the edit table (default: 32; the cfg sweep uses half)")
     p.add_argument("--scales", default=DEFAULT_SCALES, help=f"guidance scales of the cfg sweep (default: {DEFAULT_SCALES})")
@@ -77,6 +78,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.scale_list = [float(s) for s in args.scales.split(",")]
     except ValueError:
         p.error("--seeds takes integers and --scales numbers, comma-separated")
+    from nerfedit.losses.catalog import LOSS_NAMES
+
+    args.loss_list = list(LOSS_NAMES) if args.losses == "all" else [n.strip() for n in args.losses.split(",") if n.strip()]
+    if not args.loss_list or any(n not in LOSS_NAMES for n in args.loss_list):
+        p.error(f"--losses {args.losses!r}: use 'all' or a comma-separated list of {', '.join(LOSS_NAMES)}")
     if args.num < 2 or (args.steps is not None and args.steps <= 0):
         p.error("--num must be ≥ 2 and --steps positive")
     out = Path(args.out)
@@ -98,18 +104,15 @@ def edit_argv(args: argparse.Namespace, out: Path, losses: str, num: int, extra:
 
 def speed_table(args, out: Path) -> Dict[str, object]:
     """bench_losses.py on the prior: every loss, and the official DDS/CDS arrangements beside ours."""
-    from nerfedit.losses import LOSS_NAMES
-
     bench = script("bench_losses")
-    argv = ["--prior", args.prior, "--steps", "10", "--warmup", "2"] + (["--threads", str(args.threads)] if args.threads else [])
-    options = bench.parse_args(argv)
-    options.losses = ",".join(LOSS_NAMES)
+    argv = ["--prior", args.prior, "--steps", "10", "--warmup", "2", "--losses", ",".join(args.loss_list)]
+    options = bench.parse_args(argv + (["--threads", str(args.threads)] if args.threads else []))
     return {"command": "python scripts/bench_losses.py " + " ".join(argv), "result": bench.run_bench(options)}
 
 
 def edit_table(args, out: Path) -> Dict[str, object]:
     """eval_edit.py over every loss; its summary and timing."""
-    argv = edit_argv(args, out / "edit", "all", args.num, ["--sheet", str(out / "edit" / "sheet.png")])
+    argv = edit_argv(args, out / "edit", args.losses, args.num, ["--sheet", str(out / "edit" / "sheet.png")])
     script("eval_edit").main(argv)
     return {"command": "python scripts/eval_edit.py " + shlex.join(argv), **_results(out / "edit")}
 
@@ -118,7 +121,7 @@ def cfg_table(args, out: Path) -> Dict[str, object]:
     """eval_edit.py for DDS and CDS at every guidance scale of --scales, on half the edit table's pairs."""
     runs, commands = {}, []
     for scale in args.scale_list:
-        argv = edit_argv(args, out / "cfg" / f"{scale:g}", "dds,cds", max(2, args.num // 2), ["--guidance-scale", f"{scale:g}"])
+        argv = edit_argv(args, out / "cfg" / f"{scale:g}", ",".join(n for n in ("dds", "cds") if n in args.loss_list) or "dds,cds", max(2, args.num // 2), ["--guidance-scale", f"{scale:g}"])
         script("eval_edit").main(argv)
         runs[scale] = _results(out / "cfg" / f"{scale:g}")
         commands.append("python scripts/eval_edit.py " + shlex.join(argv))
@@ -141,7 +144,7 @@ def generate_table(args, out: Path) -> Dict[str, object]:
     prior, prompts = load_prior(args.prior), matrix_prompts()
     judge = load_judge_option(args.judge)
     runs, rows = {}, []
-    for loss in GENERATING_LOSS_NAMES:
+    for loss in [n for n in GENERATING_LOSS_NAMES if n in args.loss_list]:
         try:
             run = generate_and_judge(prior, judge, loss, prompts, args.seed_list, steps=args.steps)
         except UserError as error:  # LMC-SDS needs a corrective trained for the prior
@@ -150,16 +153,14 @@ def generate_table(args, out: Path) -> Dict[str, object]:
         rows.append([Cell(image, text=loss if i == 0 else None) for i, image in enumerate(run.pop("tensor"))])
         runs[loss] = run
     save_sheet(out / "generate.png", contact_sheet(rows, titles=[p.split(" on ")[0] for p in prompts] * len(args.seed_list)))
-    command = shlex.join(["python", "scripts/bench_methods.py", "--tables", "generate", "--prior", args.prior, "--seeds", args.seeds])
+    command = shlex.join(["python", "scripts/bench_methods.py", "--tables", "generate", "--prior", args.prior, "--seeds", args.seeds, "--losses", args.losses])
     return {"command": command + (f" --steps {args.steps}" if args.steps else ""), "prompts": prompts, "runs": runs}
 
 
 def nerf_table(args, out: Path) -> Dict[str, object]:
     """run_nerf_edit_eval.py per loss on each bundled scene (reconstruction included: ~20 min a run on one core)."""
-    from nerfedit.losses.catalog import LOSS_NAMES
-
     evaluate, results, commands = script("run_nerf_edit_eval"), {}, []
-    for loss in LOSS_NAMES:
+    for loss in args.loss_list:
         for scene, colour in NERF_EDITS:
             name = Path(scene).name
             argv = ["--scene", str(REPO / scene), "--target-color", colour, "--out", str(out / "nerf" / loss), "--timestamp", name]
@@ -175,7 +176,7 @@ def nerf_table(args, out: Path) -> Dict[str, object]:
 def text_to_3d_table(args, out: Path) -> Dict[str, object]:
     """run_text_to_3d_eval.py per generating loss (its 4 prompts, seed 0; SDS beside each run)."""
     summaries, commands = {}, []
-    for loss in ("lmc", "bridge", "nfsd"):
+    for loss in [n for n in ("lmc", "bridge", "nfsd") if n in args.loss_list]:
         argv = ["--loss", loss, "--out", str(out / "text_to_3d" / loss), "--judge", args.judge]
         argv += ["--steps", str(args.steps)] if args.steps else []
         script("run_text_to_3d_eval").main(argv)

@@ -62,6 +62,7 @@ def test_bench_methods_builds_every_cheap_table_on_the_tiny_prior(tiny_prior_dir
 @pytest.mark.parametrize("argv, words", [
     (["--tables", "speed,nope"], "--tables"),
     (["--scales", "2.5,x"], "--scales"),
+    (["--losses", "dds,nope"], "--losses"),
 ])  # fmt: skip
 def test_bench_methods_refuses_bad_input_in_one_line_before_any_work(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exit_info:
