@@ -159,6 +159,8 @@ def generate_table(args, out: Path) -> Dict[str, object]:
 
 def nerf_table(args, out: Path) -> Dict[str, object]:
     """run_nerf_edit_eval.py per loss on each bundled scene (reconstruction included: ~20 min a run on one core)."""
+    from nerfedit.eval.nerf_edit import run_folder
+
     evaluate, results, commands = script("run_nerf_edit_eval"), {}, []
     for loss in args.loss_list:
         for scene, colour in NERF_EDITS:
@@ -167,7 +169,7 @@ def nerf_table(args, out: Path) -> Dict[str, object]:
             argv += (["--edit-steps", str(args.steps), "--reconstruct-steps", str(args.steps)] if args.steps else [])
             argv += ["--", "--pipeline.loss.name", loss]
             evaluate.main(argv)
-            run = out / "nerf" / loss / "nerf_edit_eval" / "nerfedit-small" / name / "eval.json"
+            run = run_folder(out / "nerf" / loss, name) / "eval.json"
             results.setdefault(loss, []).append(json.loads(run.read_text()) if run.is_file() else {"scene": scene, "failed": True})
             commands.append("python scripts/run_nerf_edit_eval.py " + shlex.join(argv))
     return {"commands": commands, "results": results}
