@@ -78,3 +78,12 @@ def test_bench_methods_never_replaces_an_earlier_run_without_overwrite(tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         load_script("bench_methods").main(["--out", str(tmp_path), "--tables", "speed"])
     assert exit_info.value.code == 2 and (tmp_path / "methods.md").read_text() == "earlier\n"
+
+
+def test_nerf_and_text_to_3d_rows_read_the_evaluations_own_records():
+    evaluation = {"scene": "/x/scenes/red_cube", "color_rate": 1.0, "shape_rate": 0.875, "psnr_outside": {"mean_of_views": 26.94},
+                  "passed": False, "seconds": {"train": 812.4}}  # fmt: skip
+    assert mt.nerf_rows({"dds": [evaluation, {"scene": "s", "failed": True}]}) == [
+        ["dds", "red_cube", "100.0%", "87.5%", "26.9", "fail", "812"], ["dds", "s", "n/a", "n/a", "n/a", "fail", "0"]]
+    summary = {"bars_met": 3, "runs": 4, "mean_color": 0.8, "mean_shape": 0.755, "mean_floor": 0.5}
+    assert mt.text_to_3d_rows({"lmc": summary}) == [["lmc", "3 / 4", "80%", "76%", "50%"]]
