@@ -389,7 +389,11 @@ def test_edit_step_on_each_route_trains_only_the_colour_head(loaded, monkeypatch
     pipeline.train()
     step = int(model.edit_start_step) + 5
     model.zero_grad(set_to_none=True)
+    renders = []
+    source_image = pipeline.source_image
+    monkeypatch.setattr(pipeline, "source_image", lambda *a, **k: renders.append(1) or source_image(*a, **k))
     loss_dict, metrics = pipeline.edit_step(step)
+    assert len(renders) == 1  # a view's first visit renders its source once (the views route reuses that render)
     edits = pipeline.datamanager.view_edits
     if route == "views":
         assert len(edits) == 1 and next(iter(edits.values())).steps == 3 and metrics["view_edit_steps"] == 3

@@ -245,7 +245,7 @@ class NerfEditPipeline(EditRenders, VanillaPipeline):
         with self._timed("loss"):
             edit = self.datamanager.view_edits.get(view.index)
             if edit is None:
-                edit = start_view_edit(prior, at_prior_resolution(prior, self.source_image(view, geometry)), z_source)
+                edit = start_view_edit(prior, at_prior_resolution(prior, self.rendered_source_image(view, geometry)), z_source)
                 self.datamanager.view_edits[view.index] = edit
 
             def distill(z, z_src, edit_step, seed):

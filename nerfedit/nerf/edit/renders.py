@@ -44,12 +44,19 @@ class EditRenders:
             image = self.source_image(view, geometry)
             if view.novel:
                 return self.encode_source(image)
-            cached = {"latent": self.encode_source(image)} if view.whole else {"image": image}
+            # the image is kept too: the views route starts the view's 2D edit from it (`rendered_source_image`)
+            cached = {"latent": self.encode_source(image), "image": image} if view.whole else {"image": image}
             self.datamanager.store_source(view, cached)
         if view.whole:
             return cached["latent"]
         top, left = view.crop
         return self.encode_source(cached["image"][..., top : top + size, left : left + size])
+
+    def rendered_source_image(self, view: EditView, geometry=None) -> torch.Tensor:
+        """`source_image` of the view, from the cache `source_latent` filled when it holds it (a 512² source render
+        costs minutes on a CPU), else rendered."""
+        cached = None if view.novel else self.datamanager.source_cache.get(view.index)
+        return cached["image"] if cached is not None else self.source_image(view, geometry)
 
     @torch.no_grad()
     def source_image(self, view: EditView, geometry=None) -> torch.Tensor:
