@@ -142,20 +142,16 @@ def model_folder(args) -> Iterator[Path]:
 # ---- the run --------------------------------------------------------------------------------------------
 def device_names(args) -> Dict[str, str]:
     """What each device is: the GPU's name, or the CPU's model and core count (recorded beside every number)."""
-    import platform
-
     import torch
+
+    from nerfedit.eval.method_tables import cpu_name
 
     names = {}
     for device in {str(args.device), str(args.prior_device)}:
         if device.startswith("cuda"):
             names[device] = torch.cuda.get_device_name(device)
             continue
-        cpu = platform.processor()
-        if os.path.exists("/proc/cpuinfo"):
-            models = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
-            cpu = models[0] if models else cpu
-        names[device] = f"{cpu} ({os.cpu_count()} cores)"
+        names[device] = f"{cpu_name()} ({os.cpu_count()} cores)"
     return names
 
 

@@ -32,10 +32,10 @@ def machine_line(device: str = "cpu", threads: Optional[int] = None) -> str:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"cpu: {_cpu_name()} ({os.cpu_count()} cores), {threads or torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"cpu: {cpu_name()} ({os.cpu_count()} cores), {threads or torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     """The processor's model name (Linux /proc/cpuinfo), else what `platform` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
