@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Mapping, Union
+from typing import Dict, Mapping, Sequence, Union
 
 import torch
 
@@ -76,17 +76,28 @@ ARCHS: Dict[str, Dict[str, Mapping[str, object]]] = {
                           hidden_act="gelu", projection_dim=512),
         scheduler={**_SD_SCHEDULER, "prediction_type": "epsilon"},
     ),
-    # tiny.py's shapes: 32 px images, 16² latents
-    "tiny": dict(
-        unet=dict(sample_size=16, in_channels=4, out_channels=4, down_block_types=["CrossAttnDownBlock2D"] * 2,
-                  up_block_types=["CrossAttnUpBlock2D"] * 2, block_out_channels=[32, 64], layers_per_block=1,
-                  norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8),
-        vae=dict(_SD_VAE, down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-                 block_out_channels=[8, 16], layers_per_block=1, norm_num_groups=8, sample_size=32),
-        text_encoder=dict(_TEXT, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2),
-        scheduler={**_SD_SCHEDULER, "prediction_type": "epsilon"},
-    ),
 }  # fmt: skip
+
+
+def tiny_config(latent_size: int = 16, unet_channels: Sequence[int] = (32, 64), vae_channels: Sequence[int] = (8, 16),
+                vocab_size: int = SD_VOCAB_SIZE, max_tokens: int = SD_MAX_TOKENS, prediction_type: str = "epsilon") -> Dict[str, Dict[str, object]]:
+    """The tests' tiny SD shapes (`tiny.build_tiny_sd`) in `ARCHS`' layout: one cross-attention down/up block per
+    UNet width (so its decoder has self-attention for CDS), a VAE level per width (images 2^(levels−1) × the latent
+    side), a 2-layer text encoder of `vocab_size` tokens and `max_tokens` positions."""
+    return dict(
+        unet=dict(sample_size=latent_size, in_channels=4, out_channels=4, down_block_types=["CrossAttnDownBlock2D"] * len(unet_channels),
+                  up_block_types=["CrossAttnUpBlock2D"] * len(unet_channels), block_out_channels=list(unet_channels),
+                  layers_per_block=1, norm_num_groups=8, cross_attention_dim=32, attention_head_dim=8),
+        vae=dict(_SD_VAE, down_block_types=["DownEncoderBlock2D"] * len(vae_channels), up_block_types=["UpDecoderBlock2D"] * len(vae_channels),
+                 block_out_channels=list(vae_channels), layers_per_block=1, norm_num_groups=8,
+                 sample_size=latent_size * 2 ** (len(vae_channels) - 1)),
+        text_encoder=dict(_TEXT, vocab_size=vocab_size, max_position_embeddings=max_tokens, hidden_size=32, intermediate_size=64,
+                          num_attention_heads=4, num_hidden_layers=2),
+        scheduler={**_SD_SCHEDULER, "prediction_type": prediction_type},
+    )  # fmt: skip
+
+
+ARCHS["tiny"] = tiny_config()  # behind SD's text interface (77 positions, 49408 tokens): the benchmark's code path in seconds
 
 PUBLISHED_PARAMS = {
     "sd15": {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480},
@@ -95,12 +106,12 @@ PUBLISHED_PARAMS = {
 """Parameter counts of the published checkpoints (what `parameter_counts` must give; tests/test_full_size.py)."""
 
 
-def _modules(arch: str, part: str):
-    """The class of component `part` and a zero-argument constructor from the arch's config."""
+def _modules(config: Mapping[str, Mapping[str, object]], part: str):
+    """A zero-argument constructor of component `part` from an arch's config (an `ARCHS` value)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    config = dict(ARCHS[arch][part])
+    config = dict(config[part])
     if part == "unet":
         return lambda: UNet2DConditionModel(**config)
     if part == "vae":
@@ -111,7 +122,7 @@ def _modules(arch: str, part: str):
 def meta_modules(arch: str) -> Dict[str, torch.nn.Module]:
     """{unet, vae, text_encoder} of the arch on the `meta` device: shapes without storage (no memory, no init time)."""
     with torch.device("meta"):
-        return {part: _modules(arch, part)() for part in ("unet", "vae", "text_encoder")}
+        return {part: _modules(ARCHS[arch], part)() for part in ("unet", "vae", "text_encoder")}
 
 
 def parameter_counts(arch: str) -> Dict[str, int]:
@@ -125,37 +136,48 @@ def read_marker(folder: Union[str, Path]) -> Dict[str, object]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def build_random_sd(folder: Union[str, Path], arch: str, seed: int = 0, weights_dtype: str = "fp16") -> Path:
-    """Write arch `arch` with random (seeded) weights to `folder` in diffusers layout; returns the folder.
+def write_random_sd(folder: Union[str, Path], config: Mapping[str, Mapping[str, object]], seed: int = 0,
+                    weights_dtype: str = "fp16", max_tokens: int = SD_MAX_TOKENS) -> Dict[str, int]:
+    """Write a model of `config` (an `ARCHS` value) with random weights seeded by `seed` to `folder` in diffusers
+    layout, with the character tokenizer of `max_tokens` positions; returns {part: parameters}.
 
-    One component at a time, so the peak is the UNet (sd15: 3.4 GB in fp32 while it is made, then saved). Weights are
-    saved in `weights_dtype` ("fp16": half the disk, 1.7 GB for SD's UNet; "fp32"); `load_prior` casts them to the
-    dtype it is asked for, so the measured run does not depend on this choice.
-    """
+    One component at a time (text encoder, VAE, UNet: the order fixes the weights a seed gives), so the peak is the
+    UNet (sd15: 3.4 GB in fp32 while it is made, then saved)."""
     from diffusers import DDPMScheduler
 
     from nerfedit.priors.tiny import write_tokenizer_files
     from nerfedit.priors.toy_models import write_model_index
+
+    dtype = {"fp16": torch.float16, "fp32": torch.float32}[weights_dtype]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_tokenizer_files(folder / "tokenizer", max_length=max_tokens)
+    counts = {}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for part in ("text_encoder", "vae", "unet"):
+            module = _modules(config, part)()
+            counts[part] = sum(p.numel() for p in module.parameters())
+            (module if dtype == torch.float32 else module.to(dtype)).save_pretrained(folder / part)
+            del module
+    DDPMScheduler(**config["scheduler"]).save_pretrained(folder / "scheduler")
+    write_model_index(folder)
+    return counts
+
+
+def build_random_sd(folder: Union[str, Path], arch: str, seed: int = 0, weights_dtype: str = "fp16") -> Path:
+    """Write arch `arch` with random (seeded) weights to `folder` (`write_random_sd`), then its `MARKER`; returns
+    the folder. Weights are saved in `weights_dtype` ("fp16": half the disk, 1.7 GB for SD's UNet; "fp32");
+    `load_prior` casts them to the dtype it is asked for, so the measured run does not depend on this choice."""
     from nerfedit.quiet import quiet_libraries
 
     quiet_libraries()  # diffusers' "modules kept in float32: []" notice on `.to(fp16)`, saving bars
     if arch not in ARCHS:
         raise ValueError(f"unknown arch '{arch}': use one of {', '.join(ARCHS)}")
-    dtype = {"fp16": torch.float16, "fp32": torch.float32}[weights_dtype]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).unlink(missing_ok=True)
-    write_tokenizer_files(folder / "tokenizer", max_length=SD_MAX_TOKENS)
-    counts = {}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        for part in ("text_encoder", "vae", "unet"):
-            module = _modules(arch, part)()
-            counts[part] = sum(p.numel() for p in module.parameters())
-            module.to(dtype).save_pretrained(folder / part)
-            del module
-    DDPMScheduler(**ARCHS[arch]["scheduler"]).save_pretrained(folder / "scheduler")
-    write_model_index(folder)
+    counts = write_random_sd(folder, ARCHS[arch], seed, weights_dtype)
     marker = {"arch": arch, "seed": seed, "weights_dtype": weights_dtype, "params": counts}
     (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     return folder

@@ -17,8 +17,6 @@ import string
 from pathlib import Path
 from typing import Tuple, Union
 
-import torch
-
 TINY_LATENT_SIZE = 16
 """Latent side length of the tiny model (its images are 2× that: 32 px)."""
 TINY_MAX_TOKENS = 32
@@ -26,6 +24,8 @@ TINY_MAX_TOKENS = 32
 
 _SPECIAL = ["<|startoftext|>", "<|endoftext|>"]
 _CHARS = list(string.ascii_lowercase + string.digits) + list(",.'!?-")
+TINY_VOCAB_SIZE = len(_SPECIAL) + 2 * len(_CHARS)
+"""Each character alone and at a word's end, and the two specials (`write_tokenizer_files`)."""
 
 
 def write_tokenizer_files(folder: Path, max_length: int = TINY_MAX_TOKENS) -> int:
@@ -68,64 +68,8 @@ def build_tiny_sd(
         unet_channels: UNet block widths, one cross-attention down/up block each (multiples of 8).
         vae_channels: VAE block widths (multiples of 8); each level after the first halves the resolution.
     """
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from nerfedit.priors.full_size import tiny_config, write_random_sd
 
-    from nerfedit.priors.toy_models import write_model_index
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab_size = write_tokenizer_files(folder / "tokenizer")
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=vocab_size,
-                hidden_size=32,
-                intermediate_size=64,
-                num_attention_heads=4,
-                num_hidden_layers=2,
-                max_position_embeddings=TINY_MAX_TOKENS,
-                bos_token_id=0,
-                eos_token_id=1,
-                pad_token_id=1,
-            )
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * len(vae_channels),
-            up_block_types=("UpDecoderBlock2D",) * len(vae_channels),
-            block_out_channels=tuple(vae_channels),
-            layers_per_block=1,
-            latent_channels=4,
-            norm_num_groups=8,
-            sample_size=latent_size * 2 ** (len(vae_channels) - 1),
-        )
-        unet = UNet2DConditionModel(
-            sample_size=latent_size,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("CrossAttnDownBlock2D",) * len(unet_channels),
-            up_block_types=("CrossAttnUpBlock2D",) * len(unet_channels),
-            block_out_channels=tuple(unet_channels),
-            layers_per_block=1,
-            norm_num_groups=8,
-            cross_attention_dim=32,
-            attention_head_dim=8,
-        )
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        prediction_type=prediction_type,
-    )
-
-    text_encoder.save_pretrained(folder / "text_encoder")
-    vae.save_pretrained(folder / "vae")
-    unet.save_pretrained(folder / "unet")
-    scheduler.save_pretrained(folder / "scheduler")
-    write_model_index(folder)
-    return folder
+    config = tiny_config(latent_size, unet_channels, vae_channels, TINY_VOCAB_SIZE, TINY_MAX_TOKENS, prediction_type)
+    write_random_sd(folder, config, seed, weights_dtype="fp32", max_tokens=TINY_MAX_TOKENS)
+    return Path(folder)
