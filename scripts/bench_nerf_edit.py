@@ -11,7 +11,7 @@ source, and runs edit steps exactly as training does (the pipeline's `edit_step`
 an Adam step, as the trainer's iteration). Steps cycle through the training views, so the first epoch renders and encodes each
 view's source once and later epochs hit the cache: the source side is reported for both.
 
-    python scripts/bench_nerf_edit.py                      # toy prior, 64×64, CDS, appearance-only and full
+    python scripts/bench_nerf_edit.py                      # toy prior, 64×64, the default loss (DDS), appearance-only and full
     python scripts/bench_nerf_edit.py --load-dir outputs/…/nerfstudio_models --steps 40 --threads 2
 
 Target (issue 4): ≤ 1.5 s per step on 2 CPU cores with the toy prior at 64×64.
@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from nerfedit.losses.catalog import DEFAULT_NERF_LOSS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "scenes" / "red_cube")
     parser.add_argument("--prior", default="toy", help="toy | a local diffusers folder")
-    parser.add_argument("--loss", default="cds")
+    parser.add_argument("--loss", default=DEFAULT_NERF_LOSS, help=f"(default: {DEFAULT_NERF_LOSS}, ns-train nerfedit's)")
     parser.add_argument("--resolution", type=int, default=64, help="edit render resolution (pixels)")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per mode (after one warm-up step)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")

@@ -2,7 +2,7 @@
 """Scripted full run of `ns-train nerfedit-small` on a scene, scored on held-out views; or a sweep over fresh scenes.
 
 One scene: reconstructs it (no source model is shipped), edits its object's colour (or its floor) with the toy prior
-(CDS, appearance only), then renders held-out views that no training camera saw and measures the bars:
+(`ns-train nerfedit-small`'s defaults: DDS, appearance only), then renders held-out views that no training camera saw and measures the bars:
 
     colour edit   colour: the judge reads the target colour on the edited renders      bar ≥ 85 % of views
                   shape:  the judge reads the original shape on the edited renders     bar ≥ 90 % of views
@@ -24,7 +24,8 @@ when every bar passes.
 
 Sweep: N fresh scenes (`nerfedit world scene` with a random shape, colour and floor, seeded by S), each run with
 the recipe and scoring above, `--workers` runs at a time (each one thread), resumable (a run whose folder has
-eval.json is not rerun):
+eval.json is not rerun); with `--edits color,floor` a scene's floor edit re-edits its colour edit's reconstruction
+(`--load-dir … --pipeline.reuse-source True`, as a user re-edits a scene) after every colour edit has run:
 
     python scripts/run_nerf_edit_eval.py --sweep 6 --seed 0                 # colour edits, ~60–80 min on 2 cores
     python scripts/run_nerf_edit_eval.py --sweep 6 --seed 0 --edits color,floor --out outputs/sweep_cf
@@ -132,10 +133,11 @@ def sweep(args: argparse.Namespace) -> int:
     settings = ["--reconstruct-steps", str(args.reconstruct_steps), "--edit-steps", str(args.edit_steps),
                 "--views", str(args.views), "--prior", args.prior]
 
-    def command(run, scene_dir: Path, run_out: Path):
+    def command(run, scene_dir: Path, run_out: Path, source_models):
+        reuse = ["--load-dir", str(source_models), "--pipeline.reuse-source", "True"] if source_models else []
         return [sys.executable, str(Path(__file__).resolve()), "--scene", str(scene_dir), "--edit", run.kind,
                 "--target-color" if run.kind == "color" else "--target-floor", run.target, "--out", str(run_out),
-                "--timestamp", "sweep", "--seed", str(run.held_out_seed), "--threads", "1", *settings, "--", *args.extra]
+                "--timestamp", "sweep", "--seed", str(run.held_out_seed), "--threads", "1", *settings, "--", *reuse, *args.extra]
 
     results = run_sweep(runs, out, command, workers=args.workers, scene_views=args.scene_views)
     summary = write_summary(results, out)

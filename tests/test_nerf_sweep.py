@@ -12,7 +12,7 @@ import torch
 
 from nerfedit.eval.consistency import neighbour_pairs, partner_cameras, read_agreement, warp_psnr
 from nerfedit.eval.nerf_edit import EditSpec, held_out_cameras, report_lines, score_edit
-from nerfedit.eval.nerf_sweep import run_dir, run_sweep, sample_sweep, write_summary
+from nerfedit.eval.nerf_sweep import run_dir, run_sweep, sample_sweep, source_run, write_summary
 from nerfedit.eval.psnr import psnr
 from nerfedit.world.scene import orbit_cameras, render_views, scene_object
 from nerfedit.world.vocab import COLORS, FLOOR_KEYS, FLOORS, SHAPES
@@ -108,19 +108,30 @@ def test_summary_table_aggregate_and_sheet(tmp_path, synthetic_runs):
 
 
 def test_run_sweep_writes_scenes_and_resumes(tmp_path, synthetic_runs):
-    runs = sample_sweep(2, seed=5)
+    """Scenes written, every run scored once; a floor edit runs after every colour edit and is handed its scene's
+    colour run's checkpoint folder (a colour run gets none); a second call runs nothing."""
+    runs = sample_sweep(2, seed=5, edits=("color", "floor"))
+    assert [source_run(run, runs) for run in runs] == [None, runs[0], None, runs[2]]
     canned = tmp_path / "canned_eval.json"
     canned.write_text(json.dumps(synthetic_runs["color"]))
-    script = "import pathlib, shutil, sys; p = pathlib.Path(sys.argv[2]); p.mkdir(parents=True); shutil.copy(sys.argv[1], p / 'eval.json')"
+    script = ("import pathlib, shutil, sys; p = pathlib.Path(sys.argv[2]); (p / 'nerfstudio_models').mkdir(parents=True); "
+              "shutil.copy(sys.argv[1], p / 'eval.json')")
+    handed = {}
 
-    def fake_eval(run, scene_dir, run_out):
+    def fake_eval(run, scene_dir, run_out, source_models):
         assert (scene_dir / "transforms.json").is_file()
+        if run.kind == "floor":  # its colour run has finished: its checkpoint folder exists
+            assert all((run_dir(tmp_path, r) / "eval.json").is_file() for r in runs if r.kind == "color")
+        handed[run.name] = source_models
         return [sys.executable, "-c", script, str(canned), str(run_dir(tmp_path, run))]
 
     first = run_sweep(runs, tmp_path, fake_eval, workers=2, scene_views=2)
-    assert [r["passed"] for r in first] == [True, True] and all("error" not in r for r in first)
+    assert [r["passed"] for r in first] == [True] * 4 and all("error" not in r for r in first)
+    for run in runs:
+        source = source_run(run, runs)
+        assert handed[run.name] == (None if source is None else run_dir(tmp_path, source) / "nerfstudio_models")
 
-    def must_not_run(run, scene_dir, run_out):
+    def must_not_run(run, scene_dir, run_out, source_models):
         raise AssertionError(f"{run.name} was scored already")
 
     assert run_sweep(runs, tmp_path, must_not_run, workers=2, scene_views=2) == first

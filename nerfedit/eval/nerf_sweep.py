@@ -2,7 +2,8 @@
 
     sample_sweep(n, seed, edits)     n distinct random scenes (shape, colour, floor) and, per edit kind, a target
     ensure_scene(run, folder)        the scene folder, written by `nerfedit world scene` unless already there
-    run_sweep(runs, out, command, …) every run not yet scored, `workers` at a time, with a progress line each
+    run_sweep(runs, out, command, …) every run not yet scored, `workers` at a time, with a progress line each;
+                                     a scene's floor edit re-edits its colour edit's reconstruction (`source_run`)
     write_summary(results, out)      sweep.md (table + aggregate), sweep.json, sweep.png
 
 Each run is one single-scene evaluation (the script itself, in a subprocess), so the sweep's recipe and scoring
@@ -24,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -113,13 +114,25 @@ def run_dir(out: Path, run: SweepRun) -> Path:
     return run_folder(out / "runs" / run.name, SWEEP_TIMESTAMP)
 
 
-Command = Callable[[SweepRun, Path, Path], List[str]]
-"""(run, scene folder, run output folder) → the single-scene evaluation's command line."""
+def source_run(run: SweepRun, runs: Sequence[SweepRun]) -> Optional[SweepRun]:
+    """The run among `runs` whose reconstruction `run` re-edits: the same scene's first kind (the colour edit) when
+    `run` is another kind (a floor edit); None for a run that reconstructs its scene itself."""
+    first = next((other for other in runs if other.index == run.index), None)
+    return None if first is None or first is run or first.kind == run.kind else first
+
+
+Command = Callable[[SweepRun, Path, Path, Optional[Path]], List[str]]
+"""(run, scene folder, run output folder, its source run's nerfstudio_models or None) → the single-scene
+evaluation's command line."""
 
 
 def run_sweep(runs: Sequence[SweepRun], out: Path, command: Command, workers: int = 2, scene_views: int = 32) -> List[Dict[str, object]]:
     """Write the scenes, run every run without an eval.json (`workers` subprocesses at a time, each told to use one
-    thread), print a line per finished run with an ETA, and return every run's results (`load_result`)."""
+    thread), print a line per finished run with an ETA, and return every run's results (`load_result`).
+
+    A scene's further edits (floor after colour) start from its first edit's reconstruction (`source_run`): they
+    run after every first edit, and the command gets that run's checkpoint folder, as a user re-edits a scene with
+    `--load-dir … --pipeline.reuse-source True`; the reconstruction is the same recipe and seed either way."""
     out = Path(out)
     for run in runs:
         ensure_scene(run, out / "scenes" / run.scene_name, views=scene_views)
@@ -129,21 +142,28 @@ def run_sweep(runs: Sequence[SweepRun], out: Path, command: Command, workers: in
 
     def job(run: SweepRun) -> float:
         begin = time.time()
+        source = source_run(run, runs)
+        models = run_dir(out, source) / "nerfstudio_models" if source is not None else None
         (out / "runs" / run.name).mkdir(parents=True, exist_ok=True)
         with open(out / "runs" / run.name / "eval.log", "w") as log:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            subprocess.run(command(run, out / "scenes" / run.scene_name, out / "runs" / run.name), stdout=log, stderr=subprocess.STDOUT, env=env)
+            line = command(run, out / "scenes" / run.scene_name, out / "runs" / run.name, models if models and models.is_dir() else None)
+            subprocess.run(line, stdout=log, stderr=subprocess.STDOUT, env=env)
         return time.time() - begin
 
+    phases = [[run for run in pending if source_run(run, runs) is None], [run for run in pending if source_run(run, runs) is not None]]
+    done = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(job, run): run for run in pending}
-        for done, future in enumerate(as_completed(futures), start=1):
-            run, seconds = futures[future], future.result()
-            durations.append(seconds)
-            left = len(pending) - done
-            eta = statistics.mean(durations) * -(-left // max(1, workers))  # rounds of `workers` runs still to go
-            print(f"[{done}/{len(pending)}] {run.name}: {verdict_line(load_result(out, run))}  ({seconds / 60:.1f} min; "
-                  f"{(time.time() - started) / 60:.0f} min elapsed, ETA {eta / 60:.0f} min)", flush=True)
+        for phase in phases:
+            futures = {pool.submit(job, run): run for run in phase}
+            for future in as_completed(futures):
+                run, seconds = futures[future], future.result()
+                done += 1
+                durations.append(seconds)
+                left = len(pending) - done
+                eta = statistics.mean(durations) * -(-left // max(1, workers))  # rounds of `workers` runs still to go
+                print(f"[{done}/{len(pending)}] {run.name}: {verdict_line(load_result(out, run))}  ({seconds / 60:.1f} min; "
+                      f"{(time.time() - started) / 60:.0f} min elapsed, ETA {eta / 60:.0f} min)", flush=True)
     return [load_result(out, run) for run in runs]
 
 

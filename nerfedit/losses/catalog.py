@@ -180,8 +180,9 @@ LossName = Literal[LOSS_NAMES]  # type: ignore[valid-type]  # built from the cat
 GeneratingLossName = Literal[GENERATING_LOSS_NAMES]  # type: ignore[valid-type]
 DEFAULT_EDIT_LOSS = "dds"
 """`nerfedit edit-image`'s loss (DDS: the 2D editor of its paper)."""
-DEFAULT_NERF_LOSS = "cds"
-"""`ns-train nerfedit`'s loss (CDS keeps the scene's structure)."""
+DEFAULT_NERF_LOSS = "dds"
+"""`ns-train nerfedit`'s loss. DDS: on the bundled scenes it keeps the shape where CDS loses a view (README,
+"NeRF method table"); CDS stays one flag away (`--pipeline.loss.name cds`)."""
 DEFAULT_GENERATE_IMAGE_LOSS = "sds"
 """`nerfedit generate-image`'s loss."""
 DEFAULT_TEXT_TO_3D_LOSS = "lmc"

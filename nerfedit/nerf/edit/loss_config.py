@@ -16,7 +16,8 @@ class NerfLossConfig(DistillationConfig):
     """The loss core's settings (`nerfedit.losses.base.DistillationConfig`); `None` = the paper's default."""
 
     name: Annotated[LossName, loss_choice(LOSS_NAMES, DEFAULT_NERF_LOSS)] = DEFAULT_NERF_LOSS
-    """Which loss (`nerfedit.losses.catalog`). CDS (DDS + PatchNCE), the default, keeps the scene's structure."""
+    """Which loss (`nerfedit.losses.catalog`). DDS, the default, edits each view as `nerfedit edit-image` does; CDS
+    adds PatchNCE on the UNet's self-attention."""
     guidance_scale: Annotated[Optional[float], per_loss_default("guidance_scale")] = None
     """CFG scale s in ε̂ = ε(∅) + s·(ε(y) − ε(∅)) (the DDS form; threestudio's s is ours minus one)."""
     t_min: Annotated[Optional[int], per_loss_default("t_min")] = None

@@ -7,7 +7,7 @@
                     32 nerf samples, proposals 64/32, 1024 rays per batch) and the embedded toy prior.
 
 Both reconstruct the source first when no --load-dir is given (one run, one output folder), and edit with
-CDS unless `--pipeline.loss.name` names another loss, which brings its own defaults (`nerfedit.losses.catalog`).
+DDS unless `--pipeline.loss.name` names another loss, which brings its own defaults (`nerfedit.losses.catalog`).
 On a machine without CUDA the device defaults to the CPU; nothing changes where CUDA is available.
 """
 
@@ -117,7 +117,7 @@ def nerfedit_small_config() -> NerfEditTrainerConfig:
 
 nerfedit_method = MethodSpecification(
     config=nerfedit_config(),
-    description="Text-driven NeRF editing by score distillation (CDS by default) from a latent diffusion prior.",
+    description="Text-driven NeRF editing by score distillation (DDS by default) from a latent diffusion prior.",
 )
 
 nerfedit_small_method = MethodSpecification(

@@ -5,7 +5,7 @@ Phases, in ONE run and one output folder (the trainer, `edit/trainer.py`, switch
     steps [0, reconstruct_steps)   nerfacto's RGB loss on ray batches (VanillaPipeline, unchanged)
     then                           the field is copied into the frozen source (`model.source`)
     edit steps                     `edit_step`: render the datamanager's view of the target → VAE-encode →
-                                   the loss core (`nerfedit.losses`, CDS by default) against the source's
+                                   the loss core (`nerfedit.losses`, DDS by default) against the source's
                                    (cached) latent → back-propagate into the target field. The trainer
                                    then steps the optimisers.
 
@@ -72,7 +72,7 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     """Edit steps (after the reconstruction, or from the loaded source). Replaces --max-num-iterations."""
     edit_lr: Annotated[Optional[float], nerf_edit_default(lambda nerf: nerf.edit_lr)] = None
     """Learning rate of the edited parameters when editing starts (Adam state reset). None: the loss's
-    (`nerfedit.losses.catalog`; CDS's NeRF edits: 0.01)."""
+    (`nerfedit.losses.catalog`; DDS's and CDS's NeRF edits: 0.01)."""
     edit_resolution: Optional[int] = None
     """Side of the square edit renders in pixels; default: the prior's resolution. Renders are resized
     to the prior's resolution before encoding, so a smaller value trades detail for speed."""
