@@ -408,37 +408,6 @@ def test_edit_step_on_each_route_trains_only_the_colour_head(loaded, monkeypatch
     pipeline.prepare_edit()
 
 
-@pytest.mark.parametrize("reanchor", [False, True])
-def test_view_reanchor_starts_a_later_visit_from_the_fields_render(loaded, monkeypatch, reanchor):
-    """--pipeline.view-reanchor: a view's second visit replaces its latent by the encoded render of the field (what
-    the field has agreed on) before its loss steps; without it the latent carries on. The first visit never does."""
-    import nerfedit.nerf.edit.pipeline as pipeline_module
-
-    _, pipeline, _ = loaded
-    for name, value in (("distill_into", "views"), ("view_reanchor", reanchor), ("edit_appearance_only", True),
-                        ("edit_resolution", 16), ("view_steps_per_visit", 2)):
-        monkeypatch.setattr(pipeline.config, name, value)
-    pipeline.prepare_edit()
-    pipeline.train()
-    step = int(pipeline.model.edit_start_step) + 7
-    encoded, anchored = [], []
-    encode = pipeline.encode
-    monkeypatch.setattr(pipeline, "encode", lambda image: encoded.append(encode(image)) or encoded[-1])
-    real_reanchor = pipeline_module.reanchor
-    monkeypatch.setattr(pipeline_module, "reanchor", lambda edit, z: anchored.append((edit.latent.detach().clone(), z)) or real_reanchor(edit, z))
-    pipeline.edit_step(step)
-    assert not anchored  # the first visit starts from the source's latent
-    pipeline.edit_step(step)  # the same view again
-    edit = next(iter(pipeline.datamanager.view_edits.values()))
-    assert edit.steps == 4
-    if reanchor:
-        (before, z), = anchored
-        assert z is encoded[-1] and not torch.allclose(before, z)  # the view's own latent was replaced by E(render)
-    else:
-        assert not anchored
-    pipeline.prepare_edit()
-
-
 PRESET_SETTINGS = {  # what configs/{loss}.args set before a loss name brought its own defaults (catalogue);
     # DDS/CDS then edited the whole field, now colours only (the scored recipe, issue 17)
     # loss: (guidance scale, edit lr, appearance only)

@@ -40,7 +40,7 @@ from nerfedit.nerf.edit.model import NerfEditModel, NerfEditModelConfig
 from nerfedit.nerf.edit.renders import EditRenders
 from nerfedit.nerf.edit.region import load_region, view_region
 from nerfedit.nerf.edit.source import load_pipeline
-from nerfedit.nerf.edit.view_edits import advance, reanchor, start_view_edit, view_fit_loss
+from nerfedit.nerf.edit.view_edits import advance, start_view_edit, view_fit_loss
 from nerfedit.nerf.edit.viewer import EditControls, preview, start_pause
 from nerfedit.priors.loader import prior_loss_defaults
 from nerfedit.priors.words import refuse_unknown_words
@@ -107,10 +107,6 @@ class NerfEditPipelineConfig(VanillaPipelineConfig, PriorOptions):
     seeds the views, so its seed and save-progress-every are not used)."""
     view_steps_per_visit: int = 16
     """distill-into views: loss steps on a view's latent each time an edit step draws it."""
-    view_reanchor: bool = False
-    """distill-into views: start each visit's loss steps from the field's current render of the view, encoded,
-    instead of from the view's own latent (Instruct-NeRF2NeRF's dataset update: every view edits what the field has
-    agreed on so far). For textures that each view would otherwise paint in its own place (a checkered floor)."""
     edit_region: str = "none"
     """Where the edit may change the scene: "none" (everywhere); "auto" (per training view, where the prior's
     cross-attention puts the words that differ between the prompts, from the source's render); or PATH, a folder
@@ -251,10 +247,6 @@ class NerfEditPipeline(EditRenders, VanillaPipeline):
             if edit is None:
                 edit = start_view_edit(prior, at_prior_resolution(prior, self.rendered_source_image(view, geometry)), z_source)
                 self.datamanager.view_edits[view.index] = edit
-            elif self.config.view_reanchor and edit.steps < self.config.view_edit.steps:
-                with torch.no_grad():
-                    rendered, _ = self.render_target(view, geometry, deferred)
-                    reanchor(edit, self.encode(at_prior_resolution(prior, rendered.detach())))
 
             def distill(z, z_src, edit_step, seed):
                 return self.distill(z, z_src, edit_step, seed, region)

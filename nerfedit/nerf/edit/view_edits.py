@@ -74,14 +74,6 @@ def advance(edit: ViewEdit, distill, config: EditConfig, steps: int, seed: int, 
     return edit
 
 
-def reanchor(edit: ViewEdit, rendered_latent: Tensor) -> ViewEdit:
-    """z_v ← E(R_v(θ)): the view's next steps start from the field's current render (`--pipeline.view-reanchor`),
-    as Instruct-NeRF2NeRF re-edits the current render; z_src,v, the residual and the optimiser's state are kept."""
-    with torch.no_grad():
-        edit.latent.copy_(rendered_latent.to(edit.latent))
-    return edit
-
-
 def view_fit_loss(render: Tensor, target: Tensor) -> Tensor:
     """‖R_v(θ) − x*_v‖² (mean over pixels) at the prior's resolution."""
     return ((render - target.to(render.device)) ** 2).mean()
