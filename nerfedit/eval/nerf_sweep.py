@@ -144,14 +144,16 @@ def run_sweep(runs: Sequence[SweepRun], out: Path, command: Command, workers: in
         begin = time.time()
         source = source_run(run, runs)
         models = run_dir(out, source) / "nerfstudio_models" if source is not None else None
+        models = models if models is not None and models.is_dir() else None
         (out / "runs" / run.name).mkdir(parents=True, exist_ok=True)
         with open(out / "runs" / run.name / "eval.log", "w") as log:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            line = command(run, out / "scenes" / run.scene_name, out / "runs" / run.name, models if models and models.is_dir() else None)
+            line = command(run, out / "scenes" / run.scene_name, out / "runs" / run.name, models)
             subprocess.run(line, stdout=log, stderr=subprocess.STDOUT, env=env)
         return time.time() - begin
 
-    phases = [[run for run in pending if source_run(run, runs) is None], [run for run in pending if source_run(run, runs) is not None]]
+    first_edits = [run for run in pending if source_run(run, runs) is None]
+    phases = [first_edits, [run for run in pending if run not in first_edits]]
     done = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for phase in phases:
