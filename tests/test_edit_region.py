@@ -115,6 +115,69 @@ def test_edit_image_none_is_bit_identical_and_mask_keeps_outside(tiny_prior):
     assert history.region.shape == (1, 1, 16, 16) and history.region.sum() == 16  # 8×8 pixels = 4×4 latent cells
 
 
+def _world_renders(n=6):
+    """Held-out world renders (64²) with their object masks."""
+    from nerfedit.eval.swaps import held_out_swaps
+
+    swaps = held_out_swaps(n, 5, 64)
+    return swaps.images, swaps.masks
+
+
+def test_grabcut_snaps_a_blob_of_cells_to_the_object_edge():
+    import torch.nn.functional as F
+
+    from nerfedit.region.pixels import OBJECT_SEED, attention_at_pixels, grabcut
+
+    images, masks = _world_renders()
+    iou = lambda a, b: float((a & b).sum() / (a | b).sum())  # noqa: E731
+    for image, mask in zip(images, masks):
+        cells = F.max_pool2d(mask[None, None].float(), 4)  # a 16² map of the object, as cross-attention gives it,
+        attention = F.avg_pool2d(cells, 3, stride=1, padding=1)[0, 0]  # blurred beyond its edge
+        pixels = attention_at_pixels(attention[None] / attention.max(), (64, 64))[0]
+        cut, trusted = grabcut(image, pixels)
+        assert trusted and iou(cut, mask) > 0.85 and iou(cut, mask) > iou(pixels >= OBJECT_SEED, mask)
+        assert torch.equal(cut, grabcut(image, pixels)[0])  # seeded: the same cut twice
+
+
+def test_an_untrusted_cut_falls_back_to_the_latent_region_and_never_to_nothing():
+    import torch.nn.functional as F
+
+    from nerfedit.region.auto import region_from_map
+    from nerfedit.region.pixels import MIN_SEED_KEPT, OBJECT_SEED, attention_at_pixels, auto_pixel_region, grabcut
+
+    g = torch.Generator().manual_seed(0)
+    images, attention = torch.rand(4, 3, 32, 32, generator=g), torch.rand(4, 8, 8, generator=g)  # no edges to cut along
+    pixels = attention_at_pixels(attention, (32, 32))
+    cells = F.interpolate(region_from_map(attention), size=(32, 32), mode="nearest")[:, 0] > 0
+    region = auto_pixel_region(images, images.flip(0), attention)
+    for b in range(4):
+        cut, trusted = grabcut(images[b], pixels[b])
+        seed = pixels[b] >= OBJECT_SEED
+        assert trusted == bool((cut & seed).sum() >= MIN_SEED_KEPT * seed.sum())
+        assert (region[b] & seed).sum() >= MIN_SEED_KEPT * seed.sum()
+        if not trusted:
+            assert region[b][cells[b]].all()
+    assert grabcut(torch.rand(3, 8, 8), torch.zeros(8, 8))[1] is False  # no seed: nothing to trust
+
+
+def test_edit_image_keeps_every_pixel_outside_the_region(tiny_prior):
+    from nerfedit.image.edit import EditConfig
+    from nerfedit.image.fit import edit_image_any_size
+
+    config = EditConfig(steps=3)
+
+    x = _world_renders(1)[0][0, :, ::2, ::2].permute(1, 2, 0).contiguous().numpy()  # the tiny prior's 32²
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 10:24] = True
+    for paste in ("blend", "replace"):
+        result = edit_image_any_size(tiny_prior, x, target="a blue cube", source="a red cube", config=config, paste=paste, region=mask, progress=False)
+        assert np.array_equal(result.image[~mask], x[~mask]) and not np.array_equal(result.image[mask], x[mask])
+    auto = edit_image_any_size(tiny_prior, x, target="a blue cube", source="a red cube", config=config, region="auto", progress=False)
+    kept = auto.history.pixel_region[0].numpy()
+    assert kept.shape == (32, 32) and kept.any() and not kept.all()
+    assert np.array_equal(auto.image[~kept], x[~kept])
+
+
 # ---- the command line -----------------------------------------------------------------------------
 @pytest.fixture
 def cube(tmp_path) -> Path:
@@ -194,3 +257,4 @@ def test_nerf_edit_region_path_loads_masks_for_training_views(tmp_path):
         check_edit_region(_nerf_config(edit_region=str(SCENE / "masks"), novel_view_prob=0.5).pipeline, SCENE)
     with pytest.raises(UserError, match="same words"):
         check_edit_region(_nerf_config(edit_region="auto", target_prompt=SOURCE).pipeline, SCENE)
+

@@ -79,7 +79,7 @@ def edit_rows(
             callback=callback,
             **edit_options,
         )
-        edited.append(pasted_squares(prior, images[rows], out, paste))
+        edited.append(pasted_squares(prior, images[rows], out, paste, history.pixel_region))
         skipped += history.skipped
         seconds += history.seconds
     return {"images": torch.cat(edited), "skipped": skipped, "seconds": seconds}

@@ -176,32 +176,51 @@ def edit_image(
     loss_fn = _build(loss, prior)
     with torch.no_grad():
         z_source = prior.encode_images(images.to(prior.device))
-    latent_region = edit_region(prior, region, z_source, target, source, (config or EditConfig()).seed)
+    latent_region, attention = edit_region(prior, region, z_source, target, source, (config or EditConfig()).seed)
     z, history = edit_latents(
         loss_fn, z_source, target=target, source=source, config=config, progress=progress, callback=callback, region=latent_region
     )
     with torch.no_grad():
         edited = prior.decode_latents(z).cpu()
+    history.pixel_region = pixel_region(region, attention, images, edited)
     _decode_snapshots(prior, history)
     return edited, history
 
 
 def edit_region(prior, region: Union[None, str, Tensor], z_source: Tensor, target: Prompt, source: Optional[Prompt], seed: int):
-    """The latent region [B, 1, h, w] of `edit_image`'s `region` argument (None stays None)."""
+    """(the latent region [B, 1, h, w], the auto region's attention map M̃ [B, h, w] or None) of `edit_image`'s
+    `region` argument (None: (None, None))."""
     if region is None or (isinstance(region, str) and region == "none"):
-        return None
+        return None, None
     batch, latent_hw = z_source.shape[0], z_source.shape[-2:]
     if isinstance(region, str):
         if region != "auto":
             raise ValueError(f"region must be None, 'auto' or pixel masks, not '{region}'")
         from nerfedit.losses.base import as_prompts
-        from nerfedit.region.auto import auto_region
+        from nerfedit.region.auto import attention_map, region_from_map
 
-        return auto_region(prior, z_source, as_prompts(source, batch), as_prompts(target, batch), seed)
+        attention = attention_map(prior, z_source, as_prompts(source, batch), as_prompts(target, batch), seed)
+        return region_from_map(attention).to(prior.device), attention
     from nerfedit.region.latent import pixel_to_latent
 
+    return pixel_to_latent(_pixel_masks(region, batch), latent_hw).to(z_source.device), None
+
+
+def pixel_region(region: Union[None, str, Tensor], attention: Optional[Tensor], images: Tensor, edited: Tensor) -> Optional[Tensor]:
+    """The pixel region [B, R, R] (bool, CPU) outside which the input's own pixels are kept: the user's masks, or
+    the auto region cut along the source's and the edit's edges (`nerfedit.region.pixels`); None without a region."""
+    if attention is not None:
+        from nerfedit.region.pixels import auto_pixel_region
+
+        return auto_pixel_region(images, edited, attention)
+    if isinstance(region, Tensor):
+        return _pixel_masks(region, len(images)).bool().cpu()
+    return None
+
+
+def _pixel_masks(region: Tensor, batch: int) -> Tensor:
     masks = region if region.dim() == 3 else region.reshape(-1, *region.shape[-2:])
-    return pixel_to_latent(masks.expand(batch, *masks.shape[-2:]), latent_hw).to(z_source.device)
+    return masks.expand(batch, *masks.shape[-2:])
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from torch import Tensor
 from nerfedit.image import io
 from nerfedit.image.edit import EditConfig, EditHistory, StepCallback, edit_image
 from nerfedit.losses.base import DistillationConfig, DistillationLoss
+from nerfedit.region.pixels import keep_outside
 
 
 @dataclass
@@ -59,10 +60,13 @@ def edit_image_any_size(
     (`replace`: the decoded edit; `delta`: the input plus decoded edit − decoded source; `blend`: delta where the
     edit changed little, replace where it changed much — `io.paste_change`). The result
     has the input's size; pixels outside the square (`fit="crop"`) are the input's. `region`: None, "auto", or a
-    bool mask [H, W] at the input's size (True = editable), brought to the square by the same `fit` rule.
+    bool mask [H, W] at the input's size (True = editable), brought to the square by the same `fit` rule;
+    with a region, the pixels outside it (the mask itself, or the auto region cut along the image's edges,
+    `nerfedit.region.pixels`) are the input's own.
     """
     square, placement = io.to_square(image, prior.resolution, fit)
     x = torch.from_numpy(square).permute(2, 0, 1)[None].contiguous()
+    user_mask = region.astype(np.float32) if isinstance(region, np.ndarray) else None
     if isinstance(region, np.ndarray):  # any editable pixel of a resized patch keeps it editable
         mask_square, _ = io.to_square(np.repeat(region[..., None].astype(np.float32), 3, axis=2), prior.resolution, fit)
         region = torch.from_numpy(mask_square[..., 0] > 0)[None]
@@ -71,8 +75,14 @@ def edit_image_any_size(
     )
     reconstructed = to_hwc(reconstruction(prior, x)) if paste != "replace" else None
 
+    kept = user_mask  # the pixel region at the input's size: the input's own pixels outside it
+    if kept is None and history.pixel_region is not None:
+        square_region = np.repeat(history.pixel_region[0, ..., None].numpy().astype(np.float32), 3, axis=2)
+        kept = io.from_square(np.zeros_like(image), square_region, placement)[..., 0]
+
     def pasted(images: Tensor) -> np.ndarray:
-        return io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
+        out = io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
+        return out if kept is None else keep_outside(image, out, kept)
 
     shown = None
     if history.region is not None:
@@ -83,16 +93,18 @@ def edit_image_any_size(
 
 
 @torch.no_grad()
-def pasted_squares(prior, images: Tensor, edited: Tensor, paste: io.Paste) -> Tensor:
+def pasted_squares(prior, images: Tensor, edited: Tensor, paste: io.Paste, region: Optional[Tensor] = None) -> Tensor:
     """`--paste` for squares at the prior's resolution [B, 3, R, R] (`io.paste_change`, the square being the whole
-    image): `edited` itself for replace, else combined with the inputs `images` and their VAE reconstruction."""
-    if paste == "replace":
+    image): `edited` itself for replace, else combined with the inputs `images` and their VAE reconstruction; then,
+    with a pixel `region` [B, R, R] (`EditHistory.pixel_region`), the inputs' own pixels outside it."""
+    if paste == "replace" and region is None:
         return edited
-    decoded = reconstruction(prior, images)
-    rows = [
-        io.paste_change(to_hwc(images[i : i + 1]), to_hwc(edited[i : i + 1]), to_hwc(decoded[i : i + 1]), paste)
-        for i in range(len(images))
-    ]
+    decoded = reconstruction(prior, images) if paste != "replace" else edited
+    rows = []
+    for i in range(len(images)):
+        x = to_hwc(images[i : i + 1])
+        row = io.paste_change(x, to_hwc(edited[i : i + 1]), to_hwc(decoded[i : i + 1]), paste)
+        rows.append(row if region is None else keep_outside(x, row, region[i].numpy()))
     return torch.from_numpy(np.stack(rows)).permute(0, 3, 1, 2).to(edited.device)
 
 

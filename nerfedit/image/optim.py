@@ -114,6 +114,9 @@ class EditHistory:
     """Wall-clock time of the loop."""
     region: Optional[Tensor] = None
     """The edit region [B, 1, h, w] (1 = editable) the gradient was restricted to, or None (`nerfedit.region`)."""
+    pixel_region: Optional[Tensor] = None
+    """The region at the image's pixels [B, R, R] (bool): the edit is kept inside it, the input outside
+    (`nerfedit.region.pixels`); None without a region."""
 
     @property
     def skipped(self) -> int:

@@ -109,5 +109,9 @@ def auto_region(
     dilation: int = AUTO_DILATION,
 ) -> Tensor:
     """The `auto` edit region m [B, 1, h, w] ∈ {0, 1} (float, on the prior's device): dilate(M̃ ≥ τ) (module docstring)."""
-    mask = dilate(attention_map(prior, z_source, sources, targets, seed) >= threshold, dilation)
-    return mask[:, None].float().to(prior.device)
+    return region_from_map(attention_map(prior, z_source, sources, targets, seed), threshold, dilation).to(prior.device)
+
+
+def region_from_map(attention: Tensor, threshold: float = AUTO_THRESHOLD, dilation: int = AUTO_DILATION) -> Tensor:
+    """m = dilate(M̃ ≥ τ) [B, 1, h, w] (float) from the maps M̃ [B, h, w]."""
+    return dilate(attention >= threshold, dilation)[:, None].float()

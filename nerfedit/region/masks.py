@@ -20,7 +20,8 @@ RegionKind = Literal["none", "auto", "path"]
 REGION_HELP = (
     "where the edit may change the image: 'none' (default) everywhere; 'auto' where the prior's cross-attention "
     "puts the words that differ between --source and --target; or PATH, a PNG mask (white = editable) or a folder "
-    "of PNG masks named like the images. The mask multiplies the gradient of the loss at latent resolution."
+    "of PNG masks named like the images. The mask multiplies the gradient of the loss at latent resolution, and "
+    "the input's own pixels are kept outside it (for 'auto' the region is first cut along the image's edges)."
 )
 
 
