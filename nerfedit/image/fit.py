@@ -32,7 +32,7 @@ class FittedEdit:
     frames: List[np.ndarray] = field(default_factory=list)
     """The snapshots of `config.save_progress_every`, each pasted into the input like `image`."""
     region: Optional[np.ndarray] = None
-    """The edit region used, float [H, W, 3] at the input's size (white = editable; outside the square: black), or None."""
+    """The pixel region used, float [H, W, 3] at the input's size (white = edited; outside it the input's own pixels), or None."""
 
 
 def to_hwc(images: Tensor) -> np.ndarray:
@@ -84,11 +84,7 @@ def edit_image_any_size(
         out = io.from_square(image, to_hwc(images), placement, paste=paste, reconstructed=reconstructed)
         return out if kept is None else keep_outside(image, out, kept)
 
-    shown = None
-    if history.region is not None:
-        from nerfedit.region.latent import latent_to_pixels
-
-        shown = io.from_square(np.zeros_like(image), latent_to_pixels(history.region, prior.resolution), placement)
+    shown = None if kept is None else np.repeat(np.clip(kept, 0, 1)[..., None], 3, axis=2).astype(np.float32)
     return FittedEdit(pasted(edited), history, [pasted(frame) for _, frame in history.snapshot_images], shown)
 
 
