@@ -7,7 +7,8 @@
 With a region the 2D edit also keeps the input's own pixels outside its pixel region (`pixels`: the auto map cut
 along the image's edges by GrabCut, or the mask itself): a latent cell is 4–8 pixels wide, so the latent region
 alone edits a ring around the object. The loss core applies m in one place
-(`nerfedit.losses.output.restrict_to_region`, from every loss's `__call__`); the 2D edit computes m once per image, the NeRF plugin once per training view (its datamanager caches it): the
-masked latent gradient flows back through the VAE encoder into the render, so the field only learns from
-each view what lies inside its region.
+(`nerfedit.losses.output.restrict_to_region`, from every loss's `__call__`); the 2D edit computes m once per
+image, the NeRF plugin once per training view (its datamanager caches it): the masked latent gradient flows
+back through the VAE encoder into the render, so the field only learns from each view what lies inside its
+region.
 """
