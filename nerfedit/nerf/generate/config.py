@@ -136,7 +136,7 @@ def nerfedit_generate_config() -> GenerateTrainerConfig:
                 collider_radius=0.8,  # the toy world's objects are about one unit across (bounding radius 0.72 at size 1)
                 initialize_density=False,  # the log-density bias below is the start-up blob (threestudio's)
                 density_bias_scale=10.0,
-                density_bias_radius=0.5,  # threestudio's (0.35: "a blue sphere", seed 1, went black; see the README)
+                density_bias_radius=0.35,
                 random_background=True,
                 proposal_warmup=200,
                 proposal_update_every=0,
