@@ -149,7 +149,7 @@ def test_an_untrusted_cut_falls_back_to_the_latent_region_and_never_to_nothing()
     images, attention = torch.rand(4, 3, 32, 32, generator=g), torch.rand(4, 8, 8, generator=g)  # no edges to cut along
     pixels = attention_at_pixels(attention, (32, 32))
     cells = F.interpolate(region_from_map(attention), size=(32, 32), mode="nearest")[:, 0] > 0
-    region = auto_pixel_region(images, images.flip(0), attention)
+    region = auto_pixel_region(images, images.flip(0), attention, region_from_map(attention))
     for b in range(4):
         cut, trusted = grabcut(images[b], pixels[b])
         seed = pixels[b] >= OBJECT_SEED
@@ -165,7 +165,6 @@ def test_edit_image_keeps_every_pixel_outside_the_region(tiny_prior):
     from nerfedit.image.fit import edit_image_any_size
 
     config = EditConfig(steps=3)
-
     x = _world_renders(1)[0][0, :, ::2, ::2].permute(1, 2, 0).contiguous().numpy()  # the tiny prior's 32²
     mask = np.zeros((32, 32), bool)
     mask[8:20, 10:24] = True
@@ -257,4 +256,3 @@ def test_nerf_edit_region_path_loads_masks_for_training_views(tmp_path):
         check_edit_region(_nerf_config(edit_region=str(SCENE / "masks"), novel_view_prob=0.5).pipeline, SCENE)
     with pytest.raises(UserError, match="same words"):
         check_edit_region(_nerf_config(edit_region="auto", target_prompt=SOURCE).pipeline, SCENE)
-

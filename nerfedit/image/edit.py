@@ -182,7 +182,7 @@ def edit_image(
     )
     with torch.no_grad():
         edited = prior.decode_latents(z).cpu()
-    history.pixel_region = pixel_region(region, attention, images, edited)
+    history.pixel_region = pixel_region(region, attention, latent_region, images, edited)
     _decode_snapshots(prior, history)
     return edited, history
 
@@ -206,13 +206,15 @@ def edit_region(prior, region: Union[None, str, Tensor], z_source: Tensor, targe
     return pixel_to_latent(_pixel_masks(region, batch), latent_hw).to(z_source.device), None
 
 
-def pixel_region(region: Union[None, str, Tensor], attention: Optional[Tensor], images: Tensor, edited: Tensor) -> Optional[Tensor]:
+def pixel_region(
+    region: Union[None, str, Tensor], attention: Optional[Tensor], latent_region: Optional[Tensor], images: Tensor, edited: Tensor
+) -> Optional[Tensor]:
     """The pixel region [B, R, R] (bool, CPU) outside which the input's own pixels are kept: the user's masks, or
     the auto region cut along the source's and the edit's edges (`nerfedit.region.pixels`); None without a region."""
     if attention is not None:
         from nerfedit.region.pixels import auto_pixel_region
 
-        return auto_pixel_region(images, edited, attention)
+        return auto_pixel_region(images, edited, attention, latent_region)
     if isinstance(region, Tensor):
         return _pixel_masks(region, len(images)).bool().cpu()
     return None

@@ -33,14 +33,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nerfedit.region.auto import AUTO_THRESHOLD, region_from_map
+from nerfedit.region.auto import AUTO_THRESHOLD
 
 OBJECT_SEED = AUTO_THRESHOLD
 """M̃ ≥ this seeds GrabCut as probable object (the auto region's τ, before its dilation)."""
 BACKGROUND_SEED = 0.3
 """M̃ below this seeds GrabCut as sure background."""
 MIN_SEED_KEPT = 0.5
-"""A cut that keeps less than this share of the probable-object seed is not trusted (the seed is used instead)."""
+"""A cut that keeps less than this share of the probable-object seed is not trusted (module docstring: what stands instead)."""
 GRABCUT_ITERATIONS = 5
 """OpenCV's iterations of GrabCut's colour-model / graph-cut alternation."""
 
@@ -67,12 +67,12 @@ def grabcut(image: Tensor, attention: Tensor) -> Tuple[Tensor, bool]:
     return torch.from_numpy(cut), bool((cut & seed).sum() >= MIN_SEED_KEPT * seed.sum())
 
 
-def auto_pixel_region(source: Tensor, edited: Tensor, attention: Tensor) -> Tensor:
+def auto_pixel_region(source: Tensor, edited: Tensor, attention: Tensor, latent_region: Tensor) -> Tensor:
     """P [B, H, W] (bool) of the `auto` region for the sources and their edits [B, 3, H, W], from the attention maps
-    M̃ [B, h, w] (latent resolution): C_src ∪ C_edit (module docstring)."""
+    M̃ [B, h, w] and the latent region [B, 1, h, w] made from them: C_src ∪ C_edit (module docstring)."""
     size = source.shape[-2:]
     maps = attention_at_pixels(attention, size)
-    cells = F.interpolate(region_from_map(attention.float().cpu()), size=tuple(size), mode="nearest")[:, 0] > 0
+    cells = F.interpolate(latent_region.float().cpu(), size=tuple(size), mode="nearest")[:, 0] > 0
     source, edited = source.detach().float().cpu().clamp(0, 1), edited.detach().float().cpu().clamp(0, 1)
     regions = []
     for b in range(len(maps)):
