@@ -6,6 +6,9 @@
     python scripts/train_prior.py --stages unet,export --resume    # only some stages
     python scripts/train_prior.py --stages unet,export --resume --unet-steps 5000   # train a finished UNet longer
     python scripts/train_prior.py --smoke                          # a few steps of each stage, into a temp dir
+    python scripts/train_prior.py --workdir runs/ft --out runs/toy_ft --stages data,vae,latents,unet,export \
+        --init-from nerfedit/assets/toy --short-captions 0.3 --num-images 20000 --unet-steps 1000 --unet-lr 3e-4
+                                                                   # fine-tune the shipped prior on floorless captions too
 
 Stages (each reads what the previous ones left in --workdir):
 
@@ -19,6 +22,11 @@ Stages (each reads what the previous ones left in --workdir):
     corrective  LMC-SDS's b̂ψ for the exported prior (scripts/train_corrective.py) → --out/corrective/
     judge    the colour/shape/floor judge on renders only (scripts/train_judge.py) → nerfedit/assets/judge/
              (with --smoke: into the temp dir); it never sees the prior's outputs
+
+With --init-from FOLDER the run fine-tunes that prior instead of starting from scratch: `vae` copies the folder's
+VAE, `latents` keeps its scaling factor, and `unet` starts from its text encoder and UNet (fresh optimiser and EMA).
+--short-captions P replaces that share of the training captions by the object named without its floor ("a red
+cube", `nerfedit.world.vocab.SHORT_TEMPLATES`), the phrase a user types; the shipped prior saw floors in every caption.
 
 Every stage is seeded from --seed; `vae` and `unet` checkpoint every --ckpt-every steps and `--resume`
 continues from the last checkpoint (a finished stage is skipped; a finished UNet asked for more steps
@@ -76,6 +84,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--unet-batch", type=int, default=defaults.unet_batch)
     p.add_argument("--unet-lr", type=float, default=defaults.unet_lr)
     p.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    p.add_argument("--short-captions", type=float, default=defaults.short_caption_prob, metavar="P",
+                   help="share of training captions that name the object without its floor, 'a red cube' (default: 0, as the shipped prior)")
+    p.add_argument("--init-from", default=defaults.init_from, metavar="FOLDER",
+                   help="fine-tune this diffusers prior (e.g. nerfedit/assets/toy): its VAE kept, its text encoder and UNet trained on (default: from scratch)")
     return p.parse_args(argv)
 
 
@@ -86,6 +98,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         print(f"train_prior: error: unknown stage(s) {', '.join(unknown)}; valid: {', '.join(STAGES)}", file=sys.stderr)
+        raise SystemExit(2)
+    if not 0.0 <= args.short_captions <= 1.0:
+        print(f"train_prior: error: --short-captions must lie in [0, 1], not {args.short_captions}", file=sys.stderr)
+        raise SystemExit(2)
+    if args.init_from and not (Path(args.init_from) / "model_index.json").is_file():
+        print(f"train_prior: error: --init-from {args.init_from} is not a diffusers prior folder (no model_index.json)", file=sys.stderr)
         raise SystemExit(2)
 
     if args.smoke:
@@ -102,6 +120,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             unet_batch=args.unet_batch,
             unet_lr=args.unet_lr,
             ema_decay=args.ema_decay,
+            short_caption_prob=args.short_captions,
+            init_from=str(args.init_from),
         )
         work, out = args.workdir, args.out
     work.mkdir(parents=True, exist_ok=True)

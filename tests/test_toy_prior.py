@@ -121,3 +121,35 @@ def test_train_prior_smoke(tmp_path):
     assert result["probe_loss_after"] < result["probe_loss_before"]
     parts = toy_models.load_components(out)
     assert parts["unet"].config.sample_size == 16
+
+
+def test_fine_tune_keeps_the_vae_and_starts_from_the_prior(tmp_path):
+    """`--init-from`: the VAE and its scaling factor are the folder's, the UNet moves only a little from the
+    folder's weights (a few steps of fine-tuning, not a fresh network), on captions that may drop the floor."""
+    from nerfedit.priors.training.common import Config
+    from nerfedit.priors.training.denoiser import short_caption_ids
+    from nerfedit.priors.training.stages import run_stages
+
+    cfg = Config(num_images=16, chunk=16, unet_steps=2, unet_batch=4, warmup=0, ckpt_every=2, val_images=4,
+                 short_caption_prob=1.0, init_from=str(TOY))  # fmt: skip
+    out = tmp_path / "toy"
+    run_stages(cfg, ["data", "vae", "latents", "unet", "export"], tmp_path / "work", out, tmp_path / "judge.pt", resume=False)
+    before, after = toy_models.load_components(TOY), toy_models.load_components(out)
+    assert after["vae"].config.scaling_factor == before["vae"].config.scaling_factor
+    for name in ("vae", "unet"):
+        old = torch.cat([p.detach().flatten() for p in before[name].parameters()])
+        new = torch.cat([p.detach().flatten() for p in after[name].parameters()])
+        change = float((new - old).norm() / old.norm())
+        assert (change == 0.0) if name == "vae" else (0.0 < change < 0.05), (name, change)
+    tokenizer = after["tokenizer"]
+    ids = short_caption_ids(tokenizer)[1, 0, 0]  # cube, red, the phrase a user types
+    words = [w for w in tokenizer.convert_ids_to_tokens(ids.tolist()) if w not in tokenizer.all_special_tokens]
+    assert [w.replace("</w>", "") for w in words] == ["a", "red", "cube"], words
+
+
+@pytest.mark.parametrize("flags, says", [(["--init-from", "no/such/prior"], "--init-from"), (["--short-captions", "1.5"], "--short-captions")])
+def test_train_prior_bad_input_exits_2(tmp_path, flags, says):
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train_prior.py"), "--workdir", str(work), *flags],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and says in proc.stderr and not work.exists(), proc.stderr

@@ -44,6 +44,10 @@ TEMPLATES: tuple[str, ...] = (
 """Caption templates; template 0 is the canonical one ("a red cube on a wooden floor").
 `{a}` is the article of the colour word ("an orange cone")."""
 
+SHORT_TEMPLATES: tuple[str, ...] = ("{a} {color} {shape}", "a photo of {a} {color} {shape}", "a rendering of {a} {color} {shape}")
+"""Captions without the floor: the phrase a user types ("a red cube"), and two of `TEMPLATES` without their floor.
+Used only in training (`Config.short_caption_prob`), so that a prior knows an object named without its floor."""
+
 
 def _lookup(word: str, valid: Sequence[str], what: str, aliases: Sequence[str] = ()) -> int:
     """Index of `word` in `valid` (or in `aliases`, same order); UserError naming the valid words."""
@@ -107,6 +111,13 @@ def caption(
         template = 0 if rng is None else int(rng.integers(len(TEMPLATES)))
     article = "an" if color[0] in "aeiou" else "a"
     return TEMPLATES[template].format(a=article, color=color, shape=shape, floor=_FLOOR_WITH_ARTICLE[floor])
+
+
+def short_caption(shape: str, color: str, template: int = 0) -> str:
+    """The caption of an object without its floor, e.g. short_caption("cube", "red") == "a red cube"."""
+    shape, color = resolve_shape(shape), resolve_color(color)
+    article = "an" if color[0] in "aeiou" else "a"
+    return SHORT_TEMPLATES[template].format(a=article, color=color, shape=shape)
 
 
 def caption_words(text: str) -> List[str]:

@@ -78,6 +78,12 @@ def stage_vae(cfg: Config, work: Path, resume: bool) -> None:
     if already_done(out / "model" / "config.json", resume, "vae"):
         return
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.init_from:  # fine-tuning a prior: its UNet was trained on this VAE's latents, so the VAE stays
+        from diffusers import AutoencoderKL
+
+        AutoencoderKL.from_pretrained(str(Path(cfg.init_from) / "vae"), torch_dtype=torch.float32).save_pretrained(str(out / "model"))
+        log(f"vae: taken from {cfg.init_from}")
+        return
     torch.manual_seed(cfg.seed + 1)
     images = load_images(work)
     val, train = images[-cfg.val_images :], images[: -cfg.val_images]
@@ -151,9 +157,10 @@ def stage_latents(cfg: Config, work: Path, resume: bool) -> None:
             means.append(posterior.mean.half())
             stds.append(posterior.std.half())
     mean, std = torch.cat(means).float(), torch.cat(stds).float()
-    # Stable Diffusion's 0.18215 is 1 / std of sampled latents over its data; we do the same.
+    # Stable Diffusion's 0.18215 is 1 / std of sampled latents over its data; we do the same (a fine-tuned prior
+    # keeps the one its UNet was trained with).
     sampled = mean + std * torch.randn_like(mean)
-    scaling_factor = float(1.0 / sampled.std())
+    scaling_factor = float(vae.config.scaling_factor) if cfg.init_from else float(1.0 / sampled.std())
     np.save(out / "mean.npy", mean.half().numpy())
     np.save(out / "std.npy", std.half().numpy())
     vae.register_to_config(scaling_factor=scaling_factor)

@@ -38,6 +38,8 @@ class Config:
     grad_clip: float = 1.0
     cond_drop: float = 0.1  # caption dropout for classifier-free guidance (SD used 10%)
     min_snr_gamma: float = 5.0  # Min-SNR-γ loss weighting (Hang et al. 2023); 0 disables
+    short_caption_prob: float = 0.0  # share of captions replaced by the object without its floor ("a red cube"); the shipped prior: 0
+    init_from: str = ""  # a diffusers prior folder to fine-tune: its VAE (and scaling factor) kept, its text encoder and UNet trained on
     ema_decay: float = 0.997  # horizon ~300 steps, a tenth of the run (SD: 0.9999 over >100k steps)
     # LMC corrective b̂ψ (train_corrective.py) and judge (train_judge.py)
     corrective_images: int = 1000

@@ -51,6 +51,14 @@ class EMA:
             p.copy_(s)
 
 
+def short_caption_ids(tokenizer) -> torch.Tensor:
+    """Token ids [shapes, colours, short templates, length] of every object caption without its floor (`short_caption`)."""
+    from nerfedit.world.vocab import COLORS, SHAPES, SHORT_TEMPLATES, short_caption
+
+    texts = [short_caption(s, c, k) for s in SHAPES for c in COLORS for k in range(len(SHORT_TEMPLATES))]
+    return toy_models.tokenize(tokenizer, texts).view(len(SHAPES), len(COLORS), len(SHORT_TEMPLATES), -1)
+
+
 def diffusion_loss(unet, text_encoder, scheduler, z0, ids, t, noise, snr_gamma: float) -> torch.Tensor:
     """ε-prediction MSE (DDPM, Ho et al. 2020) with optional Min-SNR-γ weights min(SNR, γ)/SNR per sample."""
     z_t = scheduler.add_noise(z0, noise, t)
@@ -91,7 +99,14 @@ def stage_unet(cfg: Config, work: Path, resume: bool, smoke: bool = False) -> Di
 
     text_encoder = toy_models.build_text_encoder(len(tokenizer))
     unet = toy_models.build_unet()
+    if cfg.init_from:  # fine-tuning: start from the folder's weights (a checkpoint of this run, below, still wins)
+        start = toy_models.load_components(cfg.init_from)
+        text_encoder.load_state_dict(start["text_encoder"].state_dict())
+        unet.load_state_dict(start["unet"].state_dict())
+        log(f"unet: starting from {cfg.init_from}")
     scheduler = toy_models.build_scheduler()
+    short_ids = short_caption_ids(tokenizer)
+    labels = torch.from_numpy(np.load(work / "data" / "labels.npy")).long() if cfg.short_caption_prob > 0 else None
     modules = [text_encoder, unet]
     params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=cfg.weight_decay)
@@ -142,6 +157,11 @@ def stage_unet(cfg: Config, work: Path, resume: bool, smoke: bool = False) -> Di
         ids = ids_all[idx].clone()
         drop = torch.rand(cfg.unet_batch, generator=aug) < cfg.cond_drop
         ids[drop] = empty_ids
+        if labels is not None:
+            short = ~drop & (torch.rand(cfg.unet_batch, generator=aug) < cfg.short_caption_prob)
+            template = torch.randint(short_ids.shape[2], (cfg.unet_batch,), generator=aug)
+            rows = labels[idx]  # (shape, colour, floor) indices
+            ids[short] = short_ids[rows[short, 0], rows[short, 1], template[short]]
         for r in (~drop & (torch.rand(cfg.unet_batch, generator=aug) < UNK_INSERT_PROB)).nonzero().flatten().tolist():
             ids[r] = insert_unknown(ids[r], unk_id, eos_id, aug)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.unet_batch,))
