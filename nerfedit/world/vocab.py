@@ -109,15 +109,18 @@ def caption(
     shape, color, floor = resolve_shape(shape), resolve_color(color), resolve_floor(floor)
     if template is None:
         template = 0 if rng is None else int(rng.integers(len(TEMPLATES)))
-    article = "an" if color[0] in "aeiou" else "a"
-    return TEMPLATES[template].format(a=article, color=color, shape=shape, floor=_FLOOR_WITH_ARTICLE[floor])
+    return TEMPLATES[template].format(a=_article(color), color=color, shape=shape, floor=_FLOOR_WITH_ARTICLE[floor])
 
 
 def short_caption(shape: str, color: str, template: int = 0) -> str:
     """The caption of an object without its floor, e.g. short_caption("cube", "red") == "a red cube"."""
     shape, color = resolve_shape(shape), resolve_color(color)
-    article = "an" if color[0] in "aeiou" else "a"
-    return SHORT_TEMPLATES[template].format(a=article, color=color, shape=shape)
+    return SHORT_TEMPLATES[template].format(a=_article(color), color=color, shape=shape)
+
+
+def _article(color: str) -> str:
+    """The article before a colour word ("an orange", "a red")."""
+    return "an" if color[0] in "aeiou" else "a"
 
 
 def caption_words(text: str) -> List[str]:
