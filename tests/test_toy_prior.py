@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -149,8 +150,6 @@ def test_fine_tune_keeps_the_vae_and_starts_from_the_prior(tmp_path):
 
 @pytest.mark.parametrize("flags, says", [(["--init-from", "no/such/prior"], "--init-from"), (["--short-captions", "1.5"], "--short-captions")])
 def test_train_prior_bad_input_exits_2(tmp_path, flags, says, capsys):
-    import runpy
-
     work = tmp_path / "work"
     script = runpy.run_path(str(REPO / "scripts" / "train_prior.py"))  # defines main without running it
     with pytest.raises(SystemExit) as exit_info:

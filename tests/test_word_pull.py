@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nerfedit.eval.swaps import held_out_swaps
-from nerfedit.priors.loader import TOY_PRIOR_DIR
+from nerfedit.priors.loader import load_prior
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "diagnose_word_pull.py"
 
@@ -21,9 +21,9 @@ def script():
 
 
 def test_pull_is_zero_without_a_swap_and_positive_with_one(script):
-    pairs = held_out_swaps(3, 20250917, 64)
-    swapped = script["word_pull"](TOY_PRIOR_DIR, pairs, [500], relative=False)
-    unchanged = script["word_pull"](TOY_PRIOR_DIR, dataclasses.replace(pairs, targets=pairs.sources), [500], relative=True)
+    pairs, prior = held_out_swaps(3, 20250917, 64), load_prior("toy", device="cpu", dtype="fp32")
+    swapped = script["word_pull"](prior, pairs, [500], relative=False)
+    unchanged = script["word_pull"](prior, dataclasses.replace(pairs, targets=pairs.sources), [500], relative=True)
     assert all(v[0] > 0.1 and math.isfinite(v[0]) for v in swapped.values())
     assert all(v[0] == 0.0 for v in unchanged.values())
 
